@@ -1,0 +1,65 @@
+"""The ``groupconv`` command line.
+
+Each subcommand lives in its own module in this package and defines::
+
+    def register(subparsers) -> None:
+        parser = subparsers.add_parser("name", help="...")
+        ...
+        parser.set_defaults(func=run)
+
+    def run(args) -> int:  # the exit code
+        ...
+
+:func:`main` finds those modules, builds the parser and runs the chosen command. Bad
+input raises :class:`~groupconv.errors.GroupConvError`; ``main`` prints it as one line
+(``groupconv: error: ...``) and returns 2, with no traceback. argparse's own usage errors
+also exit with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from ..errors import GroupConvError
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand module of this package registered."""
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="groupconv",
+        description="Cost, energy and approximability of group convolution.",
+    )
+    parser.add_argument("--version", action="version", version=f"groupconv {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 2 bad input, 130 interrupted)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except GroupConvError as exc:
+        print(f"groupconv: error: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        print(f"groupconv: error: {exc.strerror}: {exc.filename}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("groupconv: interrupted", file=sys.stderr)
+        return 130

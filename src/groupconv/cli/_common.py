@@ -1,0 +1,35 @@
+"""Helpers shared by the subcommand modules (argument types, JSON output)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+__all__ = ["positive_int_arg", "float_arg", "print_json"]
+
+
+def positive_int_arg(text: str) -> int:
+    """argparse type: an integer >= 1 (argparse reports the bad value and exits 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def float_arg(text: str) -> float:
+    """argparse type: a float (range checks happen in the library, which names the value)."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def print_json(obj: Any) -> None:
+    """Print ``obj`` as indented JSON on stdout."""
+    json.dump(obj, sys.stdout, indent=2)
+    sys.stdout.write("\n")

@@ -1,0 +1,33 @@
+"""``groupconv figures``: regenerate every figure the package knows."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "figures",
+        help="regenerate the papers' figures as PNG and SVG",
+        description="Regenerate every figure the package knows (or the named ones) from "
+        "the embedded defaults, as PNG and SVG.",
+    )
+    parser.add_argument("--out", default="figures", help="output folder (default: figures)")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="just these figures")
+    parser.add_argument("--list", action="store_true", help="list the figure names and exit")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ..figures import make_all, registry
+
+    if args.list:
+        for name in registry():
+            print(name)
+        return 0
+    for path in make_all(args.out, args.only, progress=True):
+        print(path)
+    return 0
