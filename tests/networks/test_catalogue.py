@@ -236,3 +236,11 @@ def test_importing_the_catalogue_does_not_import_torch():
     env = {**os.environ, "PYTHONPATH": src}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert out.stdout.strip() == "False"
+
+
+def test_docstring_examples():
+    import doctest
+
+    from groupconv.networks import catalogue
+
+    assert doctest.testmod(catalogue).failed == 0

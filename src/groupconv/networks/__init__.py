@@ -23,6 +23,8 @@ from .catalogue import (
     groups_for,
     paper_networks,
 )
+from .count import ModelCount, count_module
+from .torch_models import build_module, input_shape
 
 __all__ = [
     "ARCHITECTURES",
@@ -31,9 +33,13 @@ __all__ = [
     "NUM_CLASSES",
     "PAPER_GROUPS",
     "VARIANTS",
+    "ModelCount",
     "Network",
+    "build_module",
     "build_network",
     "compare_with_paper",
+    "count_module",
     "groups_for",
+    "input_shape",
     "paper_networks",
 ]
