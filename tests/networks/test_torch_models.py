@@ -79,11 +79,11 @@ def test_real_resnext_count_on_cpu():
     assert count.total_params == 25_028_904  # torchvision's resnext50_32x4d
 
 
-@pytest.mark.parametrize("arch", ARCHITECTURES)
-def test_trains_on_small_inputs(arch):
-    """One training step runs (the modules pool adaptively, so small inputs work)."""
+def test_trains_on_small_inputs():
+    """One training step runs (the modules pool adaptively, so small inputs work).
+    MobileNet only: a ResNeXt-50 backward costs ~10 s on a loaded 2-core CI machine."""
     torch.manual_seed(0)
-    module = build_module(arch, "e2gc", 4)
+    module = build_module("mobilenet_v1", "e2gc", 4)
     x, y = torch.randn(2, 3, 32, 32), torch.tensor([3, 7])
     loss = torch.nn.functional.cross_entropy(module(x), y)
     loss.backward()
