@@ -47,9 +47,9 @@ from dataclasses import dataclass, field, replace
 import pandas as pd
 
 from .. import _validate as v
-from ..paper_tables import load_e2gc_tables
 from ..cost import ConvLayer
 from ..errors import GroupConvError
+from ..paper_tables import load_e2gc_tables
 
 __all__ = [
     "ARCHITECTURES",
