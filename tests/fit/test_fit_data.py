@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from groupconv.cost import ConvLayer
 from groupconv.errors import GroupConvError
 from groupconv.fit import EnergyData, LayerArrays, Workload, load_runs, paper_dataset, paper_table_join
+from groupconv.networks import build_network
 from groupconv.paper_tables import load_e2gc_tables, load_epf
 
 
@@ -151,3 +152,22 @@ def test_load_runs_leaves_the_file_alone(tmp_path):
     load_runs(path)
     assert path.read_bytes() == before
     assert isinstance(pd.read_csv(path), pd.DataFrame)
+
+
+def test_network_rows_at_another_image_size_are_counted_with_torch(tmp_path):
+    pytest.importorskip("torch")
+    path = _write(tmp_path, [
+        "network,mobilenet_v1,fggc,8,,,,96,96,,4,network,forward,float32,0.01,0,0.05,0,nvml,cpu",
+        "network,mobilenet_v1,fggc,8,,,,224,224,,4,network,forward,float32,0.01,0,0.5,0,nvml,cpu",
+    ])
+    small, full = load_runs(path).workloads
+    assert full.layers == build_network("mobilenet_v1", "fggc", 8).layers
+    assert [l.name for l in small.layers] == [l.name for l in full.layers]
+    assert small.layers[0].out_height == 48 and full.layers[0].out_height == 112
+    # same weights, MACs of the convs scale with the feature-map area
+    assert sum(l.params for l in small.layers) == sum(l.params for l in full.layers)
+    assert sum(l.macs for l in small.layers[:-1]) < 0.2 * sum(l.macs for l in full.layers[:-1])
+    bad = _write(tmp_path, ["network,mobilenet_v1,fggc,8,,,,96,64,,4,network,forward,float32,0,0,0.05,0,nvml,cpu"],
+                 name="bad.csv")
+    with pytest.raises(GroupConvError, match="line 2: network rows need square images"):
+        load_runs(bad)

@@ -394,6 +394,48 @@ def _int_cell(path: Path, line: int, column: str, value: object) -> int:
     return int(number)
 
 
+#: Image side of the catalogue's networks (and of the paper's measurements).
+IMAGE_SIZE = 224
+
+
+def _image_size(path: Path, line: int, row: dict) -> int:
+    """Image side of a network row (``height`` = ``width``; empty means 224)."""
+    sides = []
+    for column in ("height", "width"):
+        value = row.get(column)
+        if value is None or (isinstance(value, float) and np.isnan(value)) or str(value).strip() == "":
+            sides.append(IMAGE_SIZE)
+        else:
+            sides.append(_int_cell(path, line, column, value))
+    if sides[0] != sides[1]:
+        raise GroupConvError(f"{path}: line {line}: network rows need square images, got {sides[0]}x{sides[1]}")
+    return sides[0]
+
+
+def _network_layers(arch: str, variant: str, group: int, size: int) -> tuple[str, str, tuple[ConvLayer, ...]]:
+    """A catalogue network's layers at ``size`` x ``size`` images (per frame, batch 1).
+
+    224 (the paper's size) comes from :func:`groupconv.networks.build_network` without
+    torch; another size is counted from a shape-only (``meta``) torch module, so it
+    needs torch.
+    """
+    from ..networks import build_network
+
+    net = build_network(arch, variant, group)  # validates the names and the group
+    if size == IMAGE_SIZE:
+        return net.arch, net.variant, net.layers
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise GroupConvError(
+            f"network rows at {size}x{size} images need torch to count their layers (224 does not)"
+        ) from None
+    from ..networks import build_module, count_module
+
+    module = build_module(net.arch, net.variant, group, device="meta")
+    return net.arch, net.variant, count_module(module, (1, 3, size, size)).layers
+
+
 def load_runs(
     path: str | Path,
     *,
@@ -425,9 +467,13 @@ def load_runs(
     Notes
     -----
     Layer rows are ``ConvLayer(in_channels, out_channels, kernel, height, width,
-    groups=groups, batch=batch)``. Rows with ``method == "bgc"`` (balanced group conv,
-    whose extra mean path no model here describes) are skipped; ``dense``, ``gc`` and
-    ``dw`` rows are plain group convs and are used.
+    groups=groups, batch=batch)`` (the measurement module's layers keep their size:
+    ``height x width`` is input and output). Network rows are the catalogue's networks;
+    their ``height``/``width`` is the image size: 224 (or empty) is the torch-free
+    catalogue, another size is counted from a shape-only torch module (needs torch).
+    Rows with ``method == "bgc"`` (balanced group conv, whose extra mean path no model
+    here describes) are skipped; ``dense``, ``gc`` and ``dw`` rows are plain group convs
+    and are used.
     """
     path = Path(path)
     if not path.exists():
@@ -517,15 +563,14 @@ def load_runs(
                 workloads.append(Workload((layer,), batch, key))
                 info.append({"workload": "layer", "key": key, "groups": layer.groups, "line": line})
             else:
-                from ..networks import build_network
-
                 group = _int_cell(path, line, "group", row["group"])
-                net = build_network(str(row["arch"]), str(row["variant"]), group, batch)
-                key = f"{net.arch} {net.variant} {group}"
-                workloads.append(Workload(net.layers, batch, key))
+                size = _image_size(path, line, row)
+                arch, variant, layers = _network_layers(str(row["arch"]), str(row["variant"]), group, size)
+                key = f"{arch} {variant} {group}" + ("" if size == IMAGE_SIZE else f" {size}px")
+                workloads.append(Workload(layers, batch, key))
                 info.append(
-                    {"workload": "network", "key": key, "network": net.arch,
-                     "variant": net.variant, "group": group, "line": line}
+                    {"workload": "network", "key": key, "network": arch,
+                     "variant": variant, "group": group, "line": line}
                 )
         except GroupConvError as exc:
             raise GroupConvError(f"{path}: line {line}: {exc}") from None
