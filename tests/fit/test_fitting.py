@@ -135,3 +135,29 @@ def test_fit_rejects_bad_requests():
         fit_model("gpu", data.subset(np.arange(len(data)) < 3))
     with pytest.raises(GroupConvError, match="EnergyData"):
         fit_model("gpu", [1, 2, 3])
+
+
+def test_a_single_batch_size_is_flagged_as_unidentifiable():
+    data = template()
+    only_b4 = data.subset(data.batch == 4)
+    fitted = fit_model("macs", simulate("macs", TRUE["macs"], only_b4, noise=0.01), loo=False)
+    assert any("every point has B = 4" in n for n in fitted.notes)
+    # the sum e_frame + e_batch / 4 is still pinned down
+    total = fitted.params["e_frame_J"] + fitted.params["e_batch_J"] / 4
+    assert total == pytest.approx(TRUE["macs"]["e_frame_J"] + TRUE["macs"]["e_batch_J"] / 4, rel=0.05)
+
+
+def test_covariance_of_a_rank_deficient_jacobian_is_not_made_up():
+    from types import SimpleNamespace
+
+    from groupconv.fit.fitting import _covariance
+
+    jac = np.column_stack([np.ones(5), 2 * np.ones(5), np.arange(5.0)])  # columns 0 and 1 collinear
+    result = SimpleNamespace(active_mask=np.zeros(3, dtype=int), cost=0.5, jac=jac)
+    cov, bound = _covariance(result, np.ones(3), 5)
+    assert np.isnan(cov).all() and not bound.any()
+    result = SimpleNamespace(active_mask=np.array([0, -1, 0]), cost=0.5, jac=jac)  # one held on a bound
+    cov, bound = _covariance(result, np.array([1.0, 1.0, 2.0]), 5)
+    free = np.ix_([0, 2], [0, 2])
+    expected = np.linalg.inv(jac[:, [0, 2]].T @ jac[:, [0, 2]]) * (2 * 0.5 / 3) * np.outer([1, 2], [1, 2])
+    assert np.allclose(cov[free], expected) and np.isnan(cov[1]).all() and bound.tolist() == [False, True, False]

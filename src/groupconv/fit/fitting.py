@@ -92,8 +92,8 @@ def _covariance(result, scale: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarr
     s2 = 2.0 * result.cost / dof
     jac = result.jac[:, free]
     jtj = jac.T @ jac
-    if np.linalg.matrix_rank(jtj) < jtj.shape[0]:
-        return cov, ~free
+    if np.linalg.matrix_rank(jac) < jac.shape[1]:
+        return cov, ~free  # rank-deficient: some combination is not identifiable
     inv = np.linalg.inv(jtj) * s2
     d = scale[free]
     cov[np.ix_(free, free)] = inv * np.outer(d, d)
@@ -382,6 +382,14 @@ def fit_model(
     at_bound = tuple(n for n, b in zip(names, bound) if b)
     loo_pred = _leave_one_out(model, data, loss, params) if loo else None
     notes = list(model.notes(params))
+    free_diag = np.diag(cov)[[n not in at_bound for n in names]]
+    if free_diag.size and not np.all(np.isfinite(free_diag)):
+        notes.append("the Jacobian is rank-deficient: some parameter combination is not identifiable "
+                     "from these data, so no standard errors")
+    batches = np.unique(data.batch)
+    if len(batches) == 1 and any(n.endswith("_batch_J") for n in names):
+        notes.append(f"every point has B = {batches[0]:g}: per-frame and per-batch terms cannot be told "
+                     "apart (only their sum at this B is identifiable)")
     if loo and loo_pred is None:
         notes.append("leave-one-out skipped: fewer than two workload keys or too few points per fold")
     fitted = FitResult(
