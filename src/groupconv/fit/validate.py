@@ -38,7 +38,8 @@ __all__ = [
 LOO_TARGET: float = 0.05
 
 
-def _best(groups: np.ndarray, energy: np.ndarray) -> tuple[int, int]:
+def _two_lowest(energy: np.ndarray) -> tuple[int, int]:
+    """Indices of the lowest and second-lowest values."""
     order = np.argsort(energy, kind="stable")
     return int(order[0]), int(order[1]) if len(order) > 1 else int(order[0])
 
@@ -70,7 +71,7 @@ def optimum_table(result: FitResult) -> pd.DataFrame:
             continue
         groups = part["group"].to_numpy()
         measured = part["energy_J"].to_numpy()
-        first, second = _best(groups, measured)
+        first, second = _two_lowest(measured)
         pred_i = int(np.argmin(part["predicted_J"].to_numpy()))
         row = dict(zip(by, key))
         row.update(
