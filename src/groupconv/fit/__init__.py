@@ -1,0 +1,73 @@
+"""Platform constants and energy models fitted to measurements (E2GC paper, issue #5).
+
+* :mod:`~groupconv.fit.data` - the paper's Tables III/IV joined with per-layer counts
+  (:func:`paper_dataset`, :func:`paper_table_join`) and recorded runs (:func:`load_runs`).
+* :mod:`~groupconv.fit.models` - energy models (``paper``, ``macs``, ``gpu``), registry
+  :data:`MODELS`, :data:`BEST_MODEL`, :func:`alpha_from_traffic`.
+* :mod:`~groupconv.fit.fitting` - :func:`fit_model` and :class:`FitResult`.
+* :mod:`~groupconv.fit.validate` - :func:`validate_paper`, :func:`optimum_table`,
+  :func:`simulate`, :func:`recovery`.
+* :mod:`~groupconv.fit.predict` - Eq. 2 and direct minimisation of a fitted model:
+  :func:`eq2_groups`, :func:`layer_optimum`, :func:`recommend_grouping`.
+
+Imports neither torch nor zeus.
+"""
+
+from .data import EnergyData, LayerArrays, Workload, load_runs, paper_dataset, paper_table_join
+from .fitting import FitResult, fit_model
+from .models import (
+    BEST_MODEL,
+    MODELS,
+    EnergyModel,
+    GpuModel,
+    MacsModel,
+    PaperModel,
+    Param,
+    alpha_from_traffic,
+    get_model,
+)
+from .predict import (
+    GroupingRecommendation,
+    admissible_groups,
+    calibrate_gamma,
+    eq2_groups,
+    layer_energy_by_groups,
+    layer_optimum,
+    nearest_admissible,
+    recommend_grouping,
+)
+from .validate import LOO_TARGET, PaperValidation, optimum_table, recovery, simulate, validate_paper
+
+__all__ = [
+    "BEST_MODEL",
+    "EnergyData",
+    "EnergyModel",
+    "FitResult",
+    "GpuModel",
+    "GroupingRecommendation",
+    "LOO_TARGET",
+    "LayerArrays",
+    "MODELS",
+    "MacsModel",
+    "PaperModel",
+    "PaperValidation",
+    "Param",
+    "Workload",
+    "admissible_groups",
+    "alpha_from_traffic",
+    "calibrate_gamma",
+    "eq2_groups",
+    "fit_model",
+    "get_model",
+    "layer_energy_by_groups",
+    "layer_optimum",
+    "load_runs",
+    "nearest_admissible",
+    "optimum_table",
+    "paper_dataset",
+    "paper_table_join",
+    "recommend_grouping",
+    "recovery",
+    "simulate",
+    "validate_paper",
+]
