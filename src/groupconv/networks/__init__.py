@@ -1,0 +1,45 @@
+"""MobileNet-V1 and ResNeXt-50 in E2GC/FgGC variants, and counting any torch model.
+
+* :func:`build_network` - a variant as a list of :class:`~groupconv.cost.ConvLayer`
+  (torch-free), whose totals reproduce the E2GC paper's Tables III and IV
+  (:func:`compare_with_paper`).
+* :func:`build_module` - the same variant as a real ``torch.nn.Module``.
+* :func:`count_module` - the conv and linear layers of any torch model, read from a
+  forward pass.
+
+torch is imported only inside the functions that need it.
+"""
+
+from .catalogue import (
+    ARCHITECTURES,
+    BASELINES,
+    IMAGE_SIZE,
+    NUM_CLASSES,
+    PAPER_GROUPS,
+    VARIANTS,
+    Network,
+    build_network,
+    compare_with_paper,
+    groups_for,
+    paper_networks,
+)
+from .count import ModelCount, count_module
+from .torch_models import build_module, input_shape
+
+__all__ = [
+    "ARCHITECTURES",
+    "BASELINES",
+    "IMAGE_SIZE",
+    "NUM_CLASSES",
+    "PAPER_GROUPS",
+    "VARIANTS",
+    "ModelCount",
+    "Network",
+    "build_module",
+    "build_network",
+    "compare_with_paper",
+    "count_module",
+    "groups_for",
+    "input_shape",
+    "paper_networks",
+]
