@@ -182,3 +182,49 @@ def test_bad_campaign_arguments(tmp_path):
         run_campaign(small_workloads(), tmp_path / "r.csv", device="gpu0", progress=False)
     with pytest.raises(GroupConvError, match="unknown energy source 'rapl'"):
         run_campaign(small_workloads(), tmp_path / "r.csv", energy="rapl", progress=False)
+
+
+def test_network_campaign_on_small_images(tmp_path):
+    from groupconv.measure import network_workloads
+    from groupconv.networks import build_network
+
+    out = tmp_path / "runs.csv"
+    work = network_workloads("mobilenet_v1", "e2gc", [16, 32], batches=[2], modes=["forward_backward"], image_size=32)
+    report = run_campaign(work, out, protocol=FAST, energy="none", progress=False)
+    assert report.measured == 2
+    frame = read_runs(out)
+    assert list(frame["group"]) == [16, 32] and (frame["method"] == "network").all()
+    assert (frame["workload"] == "network").all() and (frame["height"] == 32).all()
+    assert frame["in_channels"].isna().all() and frame["groups"].isna().all()
+    for row in frame.itertuples():
+        network = build_network("mobilenet_v1", "e2gc", row.group)
+        assert row.params == network.total_params  # the torch module matches the catalogue
+        assert 0 < row.macs < network.macs  # 32 x 32 images cost less than 224 x 224
+    assert (frame["time_s"] > 0).all() and (frame["peak_memory_batch_bytes"] > 0).all()
+
+
+def test_network_workload_macs_at_224_are_the_catalogue_s():
+    from groupconv.measure import NetworkWorkload
+    from groupconv.networks import build_network
+
+    workload = NetworkWorkload("resnext50", "fggc", 32, 1)
+    assert workload.macs == build_network("resnext50", "fggc", 32).macs
+    # The count of the real module (meta device) agrees with the catalogue.
+    assert workload._count().macs == workload.macs
+
+
+@pytest.mark.parametrize(
+    "kwargs, needle",
+    [
+        ({"arch": "vgg16"}, "unknown architecture 'vgg16'"),
+        ({"variant": "gc"}, "unknown variant 'gc'"),
+        ({"image_size": 16}, "image_size must be at least 32"),
+        ({"group": 3}, "3"),
+    ],
+)
+def test_bad_network_workloads(kwargs, needle):
+    from groupconv.measure import NetworkWorkload
+
+    args = {"arch": "mobilenet_v1", "variant": "e2gc", "group": 8, "batch": 1, **kwargs}
+    with pytest.raises(GroupConvError, match=needle):
+        NetworkWorkload(**args)

@@ -86,3 +86,29 @@ def test_cli_import_does_not_import_torch():
     done = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(ROOT / "src")},
                           capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False False"
+
+
+def test_paper_workloads_are_tables_iii_and_iv():
+    from groupconv.measure import paper_workloads
+    from groupconv.paper_tables import load_e2gc_tables
+
+    work = paper_workloads()
+    tables = load_e2gc_tables()
+    expected = {(r.network, r.variant, int(r.group)) for r in tables.itertuples()}
+    assert {(w.arch, w.variant, w.group) for w in work} == expected
+    assert len(work) == 3 * len(tables) and len(set(work)) == len(work)
+    assert {w.batch for w in work} == {1, 4, 16} and {w.mode for w in work} == {"forward_backward"}
+
+
+@pytest.mark.slow
+def test_measure_paper_runs_every_mobilenet_variant(tmp_path, capsys):
+    out = tmp_path / "runs.csv"
+    assert main(["measure", "paper", "--arch", "mobilenet_v1", "--batch", "1", "--image-size", "32",
+                 "--mode", "forward", "--no-memory", "--quiet", "--out", str(out), *QUICK]) == 0
+    frame = read_runs(out)
+    assert len(frame) == 11  # Table III: E2GC G = 1..32, FgGC g = 2..32
+    assert set(zip(frame["variant"], frame["group"])) == {
+        ("e2gc", g) for g in (1, 2, 4, 8, 16, 32)
+    } | {("fggc", g) for g in (2, 4, 8, 16, 32)}
+    assert main(["measure", "paper", "--arch", "alexnet", "--out", str(out)]) == 2
+    assert "unknown architecture 'alexnet'" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""``groupconv measure layer|network``: time, energy and memory of real torch convolutions.
+"""``groupconv measure layer|network|paper``: time, energy and memory of real torch convolutions.
 
 Examples::
 
@@ -6,6 +6,7 @@ Examples::
         --groups 2 4 8 16 --method gc bgc --batch 1 4 --out runs.csv
     groupconv measure network mobilenet_v1 --variant e2gc --group 1 2 4 8 16 32 \\
         --batch 1 4 16 --device cuda --out runs.csv
+    groupconv measure paper --device cuda --out runs.csv   # all of Tables III and IV
 
 Rows are appended to ``--out`` as they are measured; running the same command again
 resumes an interrupted campaign. torch is imported only when a command runs.
@@ -95,6 +96,15 @@ def register(subparsers) -> None:
     _add_common(network)
     network.set_defaults(func=run)
 
+    paper = sub.add_parser("paper", help="every network of E2GC Tables III and IV (the EPF campaign)",
+                           description="Measure every MobileNet-V1 and ResNeXt-50 variant of the "
+                           "E2GC paper's Tables III and IV at batch sizes 1, 4 and 16.")
+    paper.add_argument("--arch", nargs="+", default=None, help="only these architectures")
+    paper.add_argument("--image-size", type=positive_int_arg, default=224,
+                       help="input height = width (default 224, the paper's)")
+    _add_common(paper)
+    paper.set_defaults(func=run)
+
 
 def _source(args: argparse.Namespace):
     from ..errors import GroupConvError
@@ -116,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     from ..measure.campaign import run_campaign
     from ..measure.energy import EnergySource
     from ..measure.protocol import Protocol
-    from ..measure.workloads import layer_workloads, network_workloads
+    from ..measure.workloads import layer_workloads, network_workloads, paper_workloads
 
     protocol = Protocol(
         warmup=args.warmup,
@@ -132,10 +142,15 @@ def run(args: argparse.Namespace) -> int:
             args.in_channels, args.out_channels, args.kernel, args.size,
             groups=args.groups, methods=args.method, batches=args.batch or [1], modes=args.mode,
         )
-    else:
+    elif args.what == "network":
         workloads = network_workloads(
             args.arch, args.variant, args.group, batches=args.batch or [1, 4, 16],
             modes=args.mode, image_size=args.image_size,
+        )
+    else:
+        workloads = paper_workloads(
+            batches=args.batch or [1, 4, 16], modes=args.mode, archs=args.arch,
+            image_size=args.image_size,
         )
     source = _source(args)
     try:
@@ -147,11 +162,11 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(source, EnergySource):
             source.close()
     if not args.quiet:
-        _summary(report, workloads)
+        _summary(report)
     return 0
 
 
-def _summary(report, workloads) -> None:
+def _summary(report) -> None:
     """Print what was done and the rows of this campaign's configurations."""
     import pandas as pd
 
@@ -168,7 +183,7 @@ def _summary(report, workloads) -> None:
     table["time_ms"] = table.pop("time_s") * 1e3
     table["energy_mJ"] = table.pop("energy_J") * 1e3
     table["peak_MiB"] = table.pop("peak_memory_bytes") / 2**20
-    table = table.drop(columns=[c for c in ("arch", "variant", "group") if (table[c] == "").all()
-                                or table[c].isna().all()])
+    empty = [c for c in table.columns if table[c].isna().all() or (table[c].astype(str) == "").all()]
+    table = table.drop(columns=empty)
     with pd.option_context("display.width", 120, "display.max_rows", 200, "display.float_format", "{:.4g}".format):
         print(table.to_string(index=False), file=sys.stdout)

@@ -26,7 +26,13 @@ from .energy import (
 )
 from .protocol import MODES, Protocol, Result, measure
 from .schema import COLUMN_NAMES, COLUMNS, KEY_COLUMNS, RunWriter, read_runs
-from .workloads import LayerWorkload, NetworkWorkload, layer_workloads, network_workloads
+from .workloads import (
+    LayerWorkload,
+    NetworkWorkload,
+    layer_workloads,
+    network_workloads,
+    paper_workloads,
+)
 
 __all__ = [
     "CampaignReport",
@@ -54,4 +60,5 @@ __all__ = [
     "NetworkWorkload",
     "layer_workloads",
     "network_workloads",
+    "paper_workloads",
 ]

@@ -27,6 +27,7 @@ __all__ = [
     "NetworkWorkload",
     "layer_workloads",
     "network_workloads",
+    "paper_workloads",
     "torch_dtype",
 ]
 
@@ -263,5 +264,27 @@ def network_workloads(
         NetworkWorkload(arch, variant, group, batch, mode, image_size)
         for mode in _unique(modes)
         for group in _unique(groups)
+        for batch in _unique(batches)
+    ]
+
+
+def paper_workloads(
+    batches: Sequence[int] = (1, 4, 16),
+    modes: Sequence[str] = ("forward_backward",),
+    archs: Sequence[str] | None = None,
+    image_size: int = 224,
+) -> list[NetworkWorkload]:
+    """Every network of E2GC Tables III and IV at every batch: the paper's EPF campaign.
+
+    ``archs`` limits it to some architectures (default: both).
+    """
+    from ..networks import ARCHITECTURES, paper_networks
+
+    chosen = list(ARCHITECTURES) if archs is None else [v.one_of("architecture", a, ARCHITECTURES) for a in archs]
+    return [
+        NetworkWorkload(net.arch, net.variant, net.group, batch, mode, image_size)
+        for mode in _unique(modes)
+        for net in paper_networks()
+        if net.arch in chosen
         for batch in _unique(batches)
     ]
