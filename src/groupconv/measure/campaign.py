@@ -129,7 +129,7 @@ def run_campaign(
     CampaignReport
     """
     import torch
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     v.one_of("dtype", dtype, DTYPES)
     device = resolve_device(device)
