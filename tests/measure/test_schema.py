@@ -212,3 +212,14 @@ def test_key_columns_are_columns():
     assert set(KEY_COLUMNS) <= set(COLUMN_NAMES)
     for name in ("time_s", "energy_J", "energy_source", "timestamp", "peak_memory_bytes"):
         assert name not in KEY_COLUMNS
+
+
+def test_docs_list_every_column():
+    from pathlib import Path
+
+    from groupconv.measure.schema import COLUMNS
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "measure.md").read_text()
+    for column in COLUMNS:
+        assert f"| `{column.name}` |" in docs, column.name
+        assert column.doc in docs, column.name

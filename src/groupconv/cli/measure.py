@@ -58,7 +58,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         help="run with torch.backends.cudnn.benchmark = False")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory step")
     parser.add_argument("--threads", type=positive_int_arg, default=None,
-                        help="torch CPU threads (default: torch's default)")
+                        help="torch CPU threads (default: 1 on a CPU, torch's default on a GPU)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
 
 

@@ -116,7 +116,10 @@ def run_campaign(
         Seconds of idle-power measurement before the first workload (only with an energy
         source). Default: the protocol's window length, at least 1 s.
     threads : int, optional
-        ``torch.set_num_threads`` for the campaign (restored afterwards).
+        ``torch.set_num_threads`` for the campaign (restored afterwards). Default: 1 on
+        a CPU (see ``docs/measure.md``: several threads on small convolutions measure
+        thread synchronisation and whatever else runs on the machine), torch's default
+        on a GPU. Recorded in the ``threads`` column.
     seed : int
         ``torch.manual_seed`` before building each workload.
     progress : bool
@@ -140,6 +143,8 @@ def run_campaign(
             raise GroupConvError(f"not a workload: {item!r}")
     source = resolve_source(energy, device)
     previous_threads = torch.get_num_threads()
+    if threads is None and device == "cpu":
+        threads = 1
     if threads is not None:
         torch.set_num_threads(v.positive_int("threads", threads))
     try:

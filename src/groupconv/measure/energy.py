@@ -295,7 +295,7 @@ class PowerLog:
         if end >= 0:
             complete = chunk[: end + 1]
             self._offset += len(complete)
-            for raw in complete.decode("utf-8", errors="replace").splitlines():
+            for raw in complete.decode("utf-8", errors="replace").split("\n")[:-1]:
                 self._line_number += 1
                 self._parse_line(raw, self._line_number)
         return self.samples

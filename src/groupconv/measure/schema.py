@@ -137,7 +137,7 @@ def format_value(value: object) -> str:
     if isinstance(value, Real):
         number = float(value)
         return "" if math.isnan(number) else repr(number)
-    return " ".join(str(value).splitlines())
+    return str(value).replace("\r", " ").replace("\n", " ")  # one row per line
 
 
 def row_key(row: Mapping[str, object]) -> tuple[str, ...]:
@@ -206,7 +206,9 @@ def _check_row(fields: Mapping[str, str], where: str) -> None:
 
 def _parse_lines(path: Path, text: str) -> tuple[list[str], list[dict[str, str]]]:
     """Header and validated rows of a runs CSV's text; errors name the file line."""
-    lines = text.splitlines()
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    if lines and lines[-1] == "":
+        lines.pop()  # the newline that ends the last row
     if not lines:
         raise GroupConvError(f"{path}: the file is empty (no header)")
     header = next(csv.reader([lines[0]]))
