@@ -27,7 +27,7 @@ def test_measure_layer_small_call(tmp_path, capsys):
     assert len(frame) == 2 * (2 * 2 * 2 + 2)  # modes x ((gc, bgc) x groups x batch + dense x batch)
     assert set(frame["mode"]) == {"forward", "forward_backward"}
     printed = capsys.readouterr().out
-    assert f"{out}: measured 20, already there 0 (energy: none)" in printed
+    assert f"{out}: measured 20, already there 0 (energy: none" in printed
     assert "time_ms" in printed and "peak_MiB" in printed
     # Same call again: everything is there already.
     assert main([

@@ -171,7 +171,7 @@ def _summary(report) -> None:
     import pandas as pd
 
     mine = report.frame()
-    energy = report.energy_source
+    energy = report.energy_note or report.energy_source
     idle = "" if report.idle_power_W is None else f", idle {report.idle_power_W:.1f} W"
     print(
         f"{report.path}: measured {report.measured}, already there {report.skipped} "

@@ -56,6 +56,7 @@ class CampaignReport:
     energy_source: str
     idle_power_W: float | None
     keys: frozenset[tuple[str, ...]] = frozenset()
+    energy_note: str = ""
 
     def frame(self):
         """This campaign's rows of the runs CSV (all of them, also earlier ones), as a DataFrame."""
@@ -159,24 +160,23 @@ def run_campaign(
                 seconds = idle_s if idle_s is not None else max(1.0, protocol.window_s(source))
                 sync = (lambda: torch.cuda.synchronize(device)) if device != "cpu" else None
                 idle_power = measure_idle_power(source, seconds, sync=sync)
-            bar = tqdm(todo, desc="measure", unit="config", disable=not progress)
-            for workload in bar:
-                bar.set_postfix_str(workload.label, refresh=False)
-                row = _measure_one(workload, protocol, source, device, dtype, seed)
-                row.update(env.as_dict())
-                row.update(base)
-                row["cudnn_benchmark"] = row.pop("_cudnn_benchmark")
-                row["idle_power_W"] = idle_power
-                row["timestamp"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-                writer.write(row)
-                if on_row is not None:
-                    on_row(row)
-            bar.close()
+            with tqdm(todo, desc="measure", unit="config", disable=not progress) as bar:
+                for workload in bar:
+                    bar.set_postfix_str(workload.label, refresh=False)
+                    row = _measure_one(workload, protocol, source, device, dtype, seed)
+                    row.update(env.as_dict())
+                    row.update(base)
+                    row["cudnn_benchmark"] = row.pop("_cudnn_benchmark")
+                    row["idle_power_W"] = idle_power
+                    row["timestamp"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                    writer.write(row)
+                    if on_row is not None:
+                        on_row(row)
     finally:
         torch.set_num_threads(previous_threads)
     return CampaignReport(
         Path(out), len(todo), skipped, source.name if source.available else "none", idle_power,
-        frozenset(keys),
+        frozenset(keys), source.describe(),
     )
 
 

@@ -505,7 +505,7 @@ def _probe(device: str) -> EnergySource:
     try:
         from zeus.device import get_cpus, get_gpus
     except ImportError:
-        return NoEnergySource("zeus is not installed (pip install zeus)")
+        return NoEnergySource("zeus is not installed; pip install zeus")
     try:
         if kind == "gpu":
             gpus = get_gpus()

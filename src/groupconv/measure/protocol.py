@@ -319,8 +319,10 @@ def measure(
     batch = int(x.shape[0])
     cuda = device.type == "cuda"
     previous_benchmark = torch.backends.cudnn.benchmark
+    on_device = contextlib.ExitStack()
     if cuda:
         torch.backends.cudnn.benchmark = protocol.cudnn_benchmark
+        on_device.enter_context(torch.cuda.device(device))  # events and streams of this GPU
     try:
         step = make_step(module, x, protocol.mode)
 
@@ -361,6 +363,7 @@ def measure(
                 break
             repeats = math.ceil(1.05 * repeats * target / min(times))
     finally:
+        on_device.close()
         if cuda:
             torch.backends.cudnn.benchmark = previous_benchmark
 
