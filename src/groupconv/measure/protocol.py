@@ -16,8 +16,8 @@ The protocol for one module and one input batch ``x``:
    least that long, from the fastest of several timings.
 4. **Trials.** ``trials`` windows of ``repeats`` steps; each is timed with CUDA events
    on a GPU or ``time.perf_counter`` on a CPU, inside an energy window of ``source``.
-   If a window still came out shorter than the target, ``repeats`` grows and the trials
-   run again (at most twice more); ``window_s`` records the mean window length.
+   If a window still came out shorter than 90% of the target, ``repeats`` grows and the
+   trials run again (at most twice more); ``window_s`` records the mean window length.
 5. **Per frame.** Each window's time and energy are divided by ``repeats * batch``; the
    result is the mean over trials and the standard deviation (``ddof=1``).
 6. **Peak memory**, from one separate step (not timed): the bytes the workload holds in
@@ -356,12 +356,12 @@ def measure(
             peak = peak_memory_bytes(step, alive, device)
 
         # Trials; if steps ran faster than calibrated and a window came out shorter than
-        # the target, lengthen the windows and measure again (at most twice).
+        # 90% of the target, lengthen the windows and measure again (at most twice).
         for attempt in range(3):
             times, energies = _trials(step, repeats, protocol.trials, source, device, sync)
-            if min(times) >= target or attempt == 2:
+            if min(times) >= 0.9 * target or attempt == 2:
                 break
-            repeats = math.ceil(1.05 * repeats * target / min(times))
+            repeats = math.ceil(1.1 * repeats * target / min(times))
     finally:
         on_device.close()
         if cuda:
