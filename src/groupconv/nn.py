@@ -104,6 +104,9 @@ class BalancedGroupConv(nn.Module):
     def group_mean(self, x: torch.Tensor) -> torch.Tensor:
         """The intergroup mean ``x-bar = (1/N) sum_k x^k``, shape ``(B, n/N, H, W)``."""
         self._check_input(x)
+        return self._mean(x)
+
+    def _mean(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         return x.reshape(b, self.groups, c // self.groups, h, w).mean(dim=1)
 
@@ -116,7 +119,7 @@ class BalancedGroupConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
-        return self.grouped(x) + self.balance(self.group_mean(x))
+        return self.grouped(x) + self.balance(self._mean(x))
 
     def dense_weight(self) -> torch.Tensor:
         """The dense weight ``(m, n, kh, kw)`` of the standard convolution this layer equals.
