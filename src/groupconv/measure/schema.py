@@ -1,0 +1,374 @@
+"""The runs CSV: its columns, a writer that appends, flushes and resumes, a checked reader.
+
+One row per measurement. Time, energy and memory are **per frame** (per input image):
+the measured window divided by ``repeats * batch``. The column list
+:data:`COLUMNS` (name, type, meaning) is the schema; ``docs/measure.md`` prints it.
+
+A campaign writes with :class:`RunWriter`: the header only when the file is new, then
+each row as soon as it is measured, flushed and fsynced. Opened again on the same file,
+the writer knows which configurations (:data:`KEY_COLUMNS`) are done, so a killed
+campaign resumes where it stopped and measures each configuration once. A last line cut
+short by a kill is dropped (with a warning) and measured again; any other bad row is a
+:class:`~groupconv.errors.GroupConvError` naming its line.
+
+:func:`read_runs` validates a file and loads it as a pandas DataFrame.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from numbers import Integral, Real
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import GroupConvError
+from .energy import ENERGY_SOURCES
+
+__all__ = [
+    "Column",
+    "COLUMNS",
+    "COLUMN_NAMES",
+    "KEY_COLUMNS",
+    "WORKLOADS",
+    "ROW_METHODS",
+    "MODES",
+    "RunWriter",
+    "read_runs",
+    "read_rows",
+    "row_key",
+    "format_value",
+]
+
+WORKLOADS: tuple[str, ...] = ("layer", "network")
+#: ``method`` values: the layer forms, and "network" for network rows.
+ROW_METHODS: tuple[str, ...] = ("dense", "gc", "dw", "bgc", "network")
+MODES: tuple[str, ...] = ("forward", "forward_backward")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One CSV column: ``kind`` is "str", "int", "float" or "bool"; ``required`` means never empty."""
+
+    name: str
+    kind: str
+    doc: str
+    required: bool = False
+
+
+#: The schema, in file order.
+COLUMNS: tuple[Column, ...] = (
+    Column("workload", "str", "'layer' or 'network'", True),
+    Column("arch", "str", "network rows: architecture (e.g. 'mobilenet_v1'); empty for layers"),
+    Column("variant", "str", "network rows: variant (e.g. 'e2gc', 'fggc'); empty for layers"),
+    Column("group", "int", "network rows: the variant's group setting (G or g); empty for layers"),
+    Column("in_channels", "int", "layer rows: input channels n"),
+    Column("out_channels", "int", "layer rows: output channels m"),
+    Column("kernel", "int", "layer rows: square kernel size d_k"),
+    Column("height", "int", "input height (layers: also the output height; networks: image size)", True),
+    Column("width", "int", "input width", True),
+    Column("groups", "int", "layer rows: number of groups N (1 dense, in_channels depthwise)"),
+    Column("batch", "int", "frames per batch B", True),
+    Column("method", "str", "'dense', 'gc', 'dw', 'bgc' (layers) or 'network'", True),
+    Column("mode", "str", "'forward' or 'forward_backward' (one forward + one backward pass)", True),
+    Column("dtype", "str", "tensor dtype, e.g. 'float32'", True),
+    Column("time_s", "float", "time per frame: mean over trials of window / (repeats * batch)", True),
+    Column("time_std_s", "float", "standard deviation of time_s over trials (0 with one trial)", True),
+    Column("energy_J", "float", "energy per frame (gross, idle included); empty when unavailable"),
+    Column("energy_std_J", "float", "standard deviation of energy_J over trials; empty when unavailable"),
+    Column("energy_source", "str", "'zeus-nvml', 'zeus-rapl', 'nvidia-smi-log' or 'none'", True),
+    Column("idle_power_W", "float", "idle power of the energy source's device, measured on its own"),
+    Column("peak_memory_bytes", "float", "peak bytes held by torch's allocator for one step / batch"),
+    Column("peak_memory_batch_bytes", "int", "the same peak for the whole batch (one step)"),
+    Column("macs", "int", "multiply-accumulates per frame of the workload (BGC: both convolutions)"),
+    Column("params", "int", "parameters of the torch module"),
+    Column("trials", "int", "number of timed windows", True),
+    Column("repeats", "int", "steps (one batch each) per window", True),
+    Column("window_s", "float", "mean length of one timed window", True),
+    Column("device", "str", "device name (GPU model or CPU model)", True),
+    Column("driver", "str", "GPU driver version; empty on CPU or when unreadable"),
+    Column("torch_version", "str", "torch.__version__", True),
+    Column("cuda_version", "str", "torch.version.cuda; empty for CPU builds"),
+    Column("cudnn_version", "str", "torch.backends.cudnn.version() on GPU; empty on CPU"),
+    Column("cudnn_benchmark", "bool", "torch.backends.cudnn.benchmark during the run (GPU only)"),
+    Column("threads", "int", "torch.get_num_threads() during the run", True),
+    Column("clock_sm_MHz", "float", "GPU SM clock (CPU: mean core clock) read after the trials"),
+    Column("clock_mem_MHz", "float", "GPU memory clock read after the trials; empty on CPU"),
+    Column("timestamp", "str", "UTC time the row was written, ISO 8601", True),
+)
+COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
+_BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}
+
+#: The configuration: a resumed campaign skips a row whose key is already in the file.
+KEY_COLUMNS: tuple[str, ...] = (
+    "workload",
+    "arch",
+    "variant",
+    "group",
+    "in_channels",
+    "out_channels",
+    "kernel",
+    "height",
+    "width",
+    "groups",
+    "batch",
+    "method",
+    "mode",
+    "dtype",
+    "device",
+)
+
+
+def format_value(value: object) -> str:
+    """How a value is written: None/NaN -> empty, floats at full precision (``repr``)."""
+    if value is None:
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return "True" if value else "False"
+    if isinstance(value, Integral):
+        return str(int(value))
+    if isinstance(value, Real):
+        number = float(value)
+        return "" if math.isnan(number) else repr(number)
+    return str(value).replace("\r", " ").replace("\n", " ")  # one row per line
+
+
+def row_key(row: Mapping[str, object]) -> tuple[str, ...]:
+    """The configuration key of a row (values as written in the file)."""
+    return tuple(
+        row[name] if isinstance(row.get(name), str) else format_value(row.get(name))
+        for name in KEY_COLUMNS
+    )
+
+
+def _check_row(fields: Mapping[str, str], where: str) -> None:
+    """Validate one row of strings; raise GroupConvError naming ``where`` (file and line)."""
+
+    def bad(problem: str) -> GroupConvError:
+        return GroupConvError(f"{where}: {problem}")
+
+    for name in COLUMN_NAMES:
+        text = fields[name]
+        column = _BY_NAME[name]
+        if text == "":
+            if column.required:
+                raise bad(f"{name} is empty")
+            continue
+        if column.kind == "int":
+            try:
+                int(text)
+            except ValueError:
+                raise bad(f"{name} {text!r} is not an integer") from None
+        elif column.kind == "float":
+            try:
+                number = float(text)
+            except ValueError:
+                raise bad(f"{name} {text!r} is not a number") from None
+            if not math.isfinite(number) or number < 0:
+                raise bad(f"{name} {text!r} is not a finite non-negative number")
+        elif column.kind == "bool" and text not in ("True", "False"):
+            raise bad(f"{name} {text!r} is not True or False")
+    for name, allowed in (
+        ("workload", WORKLOADS),
+        ("method", ROW_METHODS),
+        ("mode", MODES),
+        ("energy_source", ENERGY_SOURCES),
+    ):
+        if fields[name] not in allowed:
+            raise bad(f"{name} {fields[name]!r} is not one of {', '.join(allowed)}")
+    if float(fields["time_s"]) <= 0:
+        raise bad(f"time_s {fields['time_s']!r} is not positive")
+    if fields["energy_source"] == "none":
+        if fields["energy_J"] != "":
+            raise bad("energy_J is given but energy_source is 'none'")
+    elif fields["energy_J"] == "" or float(fields["energy_J"]) <= 0:
+        raise bad(f"energy_J {fields['energy_J']!r} must be positive for source {fields['energy_source']!r}")
+    if fields["workload"] == "layer":
+        for name in ("in_channels", "out_channels", "kernel", "groups"):
+            if fields[name] == "":
+                raise bad(f"layer row has no {name}")
+        if fields["method"] == "network":
+            raise bad("layer row has method 'network'")
+    else:
+        for name in ("arch", "variant", "group"):
+            if fields[name] == "":
+                raise bad(f"network row has no {name}")
+        if fields["method"] != "network":
+            raise bad(f"network row has method {fields['method']!r}, expected 'network'")
+
+
+def _parse_lines(path: Path, text: str) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and validated rows of a runs CSV's text; errors name the file line."""
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    if lines and lines[-1] == "":
+        lines.pop()  # the newline that ends the last row
+    if not lines:
+        raise GroupConvError(f"{path}: the file is empty (no header)")
+    header = next(csv.reader([lines[0]]))
+    missing = [name for name in COLUMN_NAMES if name not in header]
+    if missing:
+        raise GroupConvError(f"{path} line 1: header lacks column(s) {', '.join(missing)}")
+    if len(set(header)) != len(header):
+        raise GroupConvError(f"{path} line 1: header repeats a column name")
+    rows: list[dict[str, str]] = []
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        try:
+            values = next(csv.reader([line], strict=True))
+        except csv.Error as exc:
+            raise GroupConvError(f"{path} line {number}: not valid CSV ({exc})") from None
+        if len(values) != len(header):
+            raise GroupConvError(
+                f"{path} line {number}: {len(values)} fields, the header has {len(header)}"
+            )
+        fields = dict(zip(header, values))
+        _check_row(fields, f"{path} line {number}")
+        rows.append(fields)
+    return header, rows
+
+
+def read_rows(path: str | os.PathLike[str]) -> list[dict[str, str]]:
+    """The validated rows of a runs CSV as dicts of the strings in the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise GroupConvError(f"runs file {str(path)!r} does not exist")
+    return _parse_lines(path, path.read_text(encoding="utf-8"))[1]
+
+
+def read_runs(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Validate and load a runs CSV.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per measurement, columns in :data:`COLUMNS` order (plus any extra
+        columns the file has). Integer columns use pandas' nullable ``Int64`` (empty for
+        network rows' layer columns), floats are ``float64`` (empty -> NaN: ``energy_J``
+        is NaN when the energy was unavailable), ``cudnn_benchmark`` is ``boolean``.
+
+    Raises
+    ------
+    GroupConvError
+        If the file is missing, has a bad header, or a row is malformed; the message
+        names the line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise GroupConvError(f"runs file {str(path)!r} does not exist")
+    header, rows = _parse_lines(path, path.read_text(encoding="utf-8"))
+    frame = pd.DataFrame(rows, columns=header, dtype=object)
+    for column in COLUMNS:
+        values = [None if text == "" else text for text in frame[column.name]]
+        if column.kind == "int":
+            frame[column.name] = pd.array(
+                [None if x is None else int(x) for x in values], dtype="Int64"
+            )
+        elif column.kind == "float":
+            frame[column.name] = pd.array(
+                [math.nan if x is None else float(x) for x in values], dtype="float64"
+            )
+        elif column.kind == "bool":
+            frame[column.name] = pd.array(
+                [None if x is None else x == "True" for x in values], dtype="boolean"
+            )
+    extra = [name for name in header if name not in _BY_NAME]
+    return frame[list(COLUMN_NAMES) + extra]
+
+
+class RunWriter:
+    """Append rows to a runs CSV, one at a time, flushed and fsynced; resumable.
+
+    Opening an existing file validates it (a bad row raises, naming its line) and
+    collects the keys of the rows already there (:meth:`is_done`). A last line without
+    its newline (a write cut short by a kill) is dropped with a warning if it is not a
+    complete valid row.
+
+    Use as a context manager or call :meth:`close`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._done: set[tuple[str, ...]] = set()
+        self.existing_rows = 0
+        if self.path.exists() and self.path.stat().st_size > 0:
+            self._load_existing()
+            self._handle = open(self.path, "a", encoding="utf-8", newline="")
+        else:
+            if self.path.parent and not self.path.parent.exists():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = open(self.path, "w", encoding="utf-8", newline="")
+            self._write_line(list(COLUMN_NAMES))
+        self._header_len = len(COLUMN_NAMES)
+
+    def _load_existing(self) -> None:
+        text = self.path.read_text(encoding="utf-8")
+        if not text.endswith("\n"):
+            cut = text.rfind("\n") + 1
+            if cut == 0:
+                raise GroupConvError(f"{self.path} line 1: the header is incomplete")
+            _parse_lines(self.path, text[:cut])  # complete lines: any error is real
+            header_line = text[: text.index("\n") + 1]
+            try:
+                _parse_lines(self.path, header_line + text[cut:])
+                text += "\n"  # a complete row that only lacks its newline
+            except GroupConvError:
+                number = text.count("\n") + 1
+                warnings.warn(
+                    f"{self.path} line {number} was cut short (killed while writing); "
+                    "dropping it, that configuration will be measured again",
+                    stacklevel=3,
+                )
+                text = text[:cut]
+            with open(self.path, "w", encoding="utf-8", newline="") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+        header, rows = _parse_lines(self.path, text)
+        if header != list(COLUMN_NAMES):
+            raise GroupConvError(
+                f"{self.path} line 1: its columns differ from this version's schema; "
+                "write to a new file"
+            )
+        self._done = {row_key(row) for row in rows}
+        self.existing_rows = len(rows)
+
+    def _write_line(self, values: list[str]) -> None:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerow(values)
+        self._handle.write(buffer.getvalue())
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def is_done(self, key: tuple[str, ...]) -> bool:
+        """Whether a row with this configuration key is already in the file."""
+        return key in self._done
+
+    def write(self, row: Mapping[str, object]) -> None:
+        """Validate and append one row (a mapping with every column of :data:`COLUMNS`)."""
+        missing = [name for name in COLUMN_NAMES if name not in row]
+        if missing:
+            raise GroupConvError(f"row lacks column(s) {', '.join(missing)}")
+        values = {name: format_value(row[name]) for name in COLUMN_NAMES}
+        _check_row(values, f"row for {self.path}")
+        key = row_key(values)
+        if key in self._done:
+            raise GroupConvError(f"{self.path} already has a row for configuration {key}")
+        self._write_line([values[name] for name in COLUMN_NAMES])
+        self._done.add(key)
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

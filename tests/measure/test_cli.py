@@ -1,0 +1,114 @@
+"""``groupconv measure``: a small real layer campaign, bad input as exit code 2, lazy torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from groupconv.cli import main
+from groupconv.measure import read_runs
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICK = ["--trials", "2", "--warmup-seconds", "0", "--min-window", "0.005", "--threads", "1"]
+
+
+def test_measure_layer_small_call(tmp_path, capsys):
+    out = tmp_path / "runs.csv"
+    code = main([
+        "measure", "layer", "--in-channels", "8", "--out-channels", "8", "--kernel", "3",
+        "--size", "6", "--groups", "2", "4", "--method", "gc", "bgc", "dense", "--batch", "1", "2",
+        "--mode", "forward", "forward_backward", "--out", str(out), *QUICK,
+    ])
+    assert code == 0
+    frame = read_runs(out)
+    assert len(frame) == 2 * (2 * 2 * 2 + 2)  # modes x ((gc, bgc) x groups x batch + dense x batch)
+    assert set(frame["mode"]) == {"forward", "forward_backward"}
+    printed = capsys.readouterr().out
+    assert f"{out}: measured 20, already there 0 (energy: none" in printed
+    assert "time_ms" in printed and "peak_MiB" in printed
+    # Same call again: everything is there already.
+    assert main([
+        "measure", "layer", "--in-channels", "8", "--out-channels", "8", "--kernel", "3",
+        "--size", "6", "--groups", "2", "4", "--method", "gc", "bgc", "dense", "--batch", "1", "2",
+        "--mode", "forward", "forward_backward", "--out", str(out), *QUICK,
+    ]) == 0
+    assert "measured 0, already there 20" in capsys.readouterr().out
+    assert len(read_runs(out)) == 20
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--groups", "3"], "in_channels=64 is not divisible by groups=3"),
+        (["--groups", "2", "--energy", "nvidia-smi-log"], "needs --power-log"),
+        (["--groups", "2", "--power-log", "p.csv"], "need --energy nvidia-smi-log"),
+        (["--groups", "2", "--device", "tpu"], "device must be 'cpu', 'cuda' or 'cuda:N', got 'tpu'"),
+        (["--groups", "2", "--min-window", "0"], "min_window_s must be a finite positive number, got 0.0"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args, needle):
+    out = tmp_path / "runs.csv"
+    base = ["measure", "layer", "--in-channels", "64", "--out-channels", "64", "--size", "4", "--out", str(out)]
+    assert main(base + args + ["--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("groupconv: error: ") and needle in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_corrupt_runs_file_exits_2_naming_the_line(tmp_path, capsys):
+    out = tmp_path / "runs.csv"
+    assert main(["measure", "layer", "--in-channels", "8", "--out-channels", "8", "--size", "4",
+                 "--groups", "2", "--method", "gc", "--out", str(out), "--quiet", *QUICK]) == 0
+    lines = out.read_text().splitlines()
+    out.write_text("\n".join([lines[0], lines[1].replace("gc", "gk", 1)]) + "\n")
+    assert main(["measure", "layer", "--in-channels", "8", "--out-channels", "8", "--size", "4",
+                 "--groups", "4", "--method", "gc", "--out", str(out), "--quiet", *QUICK]) == 2
+    err = capsys.readouterr().err
+    assert f"{out} line 2: method 'gk' is not one of" in err
+
+
+def test_argparse_rejects_unknown_method(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["measure", "layer", "--in-channels", "8", "--out-channels", "8", "--size", "4",
+              "--method", "shuffle", "--out", "x.csv"])
+    assert info.value.code == 2
+
+
+def test_cli_import_does_not_import_torch():
+    code = (
+        "import sys; from groupconv.cli import build_parser; build_parser(); "
+        "import groupconv.measure; print('torch' in sys.modules, 'zeus' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(ROOT / "src")},
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False False"
+
+
+def test_paper_workloads_are_tables_iii_and_iv():
+    from groupconv.measure import paper_workloads
+    from groupconv.paper_tables import load_e2gc_tables
+
+    work = paper_workloads()
+    tables = load_e2gc_tables()
+    expected = {(r.network, r.variant, int(r.group)) for r in tables.itertuples()}
+    assert {(w.arch, w.variant, w.group) for w in work} == expected
+    assert len(work) == 3 * len(tables) and len(set(work)) == len(work)
+    assert {w.batch for w in work} == {1, 4, 16} and {w.mode for w in work} == {"forward_backward"}
+
+
+@pytest.mark.slow
+def test_measure_paper_runs_every_mobilenet_variant(tmp_path, capsys):
+    out = tmp_path / "runs.csv"
+    assert main(["measure", "paper", "--arch", "mobilenet_v1", "--batch", "1", "--image-size", "32",
+                 "--mode", "forward", "--no-memory", "--quiet", "--out", str(out), *QUICK]) == 0
+    frame = read_runs(out)
+    assert len(frame) == 11  # Table III: E2GC G = 1..32, FgGC g = 2..32
+    assert set(zip(frame["variant"], frame["group"])) == {
+        ("e2gc", g) for g in (1, 2, 4, 8, 16, 32)
+    } | {("fggc", g) for g in (2, 4, 8, 16, 32)}
+    assert main(["measure", "paper", "--arch", "alexnet", "--out", str(out)]) == 2
+    assert "unknown architecture 'alexnet'" in capsys.readouterr().err
