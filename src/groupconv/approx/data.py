@@ -72,11 +72,11 @@ def as_kernel(kernel: int | Sequence[int]) -> tuple[int, ...]:
 
 
 def as_input_shape(shape: int | Sequence[int], dims: int) -> tuple[int, ...]:
-    """Spatial input size as a tuple with ``dims`` entries (an int is repeated)."""
+    """Spatial input size as a tuple with ``dims`` entries (an int or a 1-tuple is repeated)."""
     if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
         return (v.positive_int("input size", shape),) * dims
-    if isinstance(shape, Sequence) and len(shape) == dims:
-        return tuple(v.positive_int("input size", s) for s in shape)
+    if isinstance(shape, Sequence) and len(shape) in (1, dims):
+        return tuple(v.positive_int("input size", s) for s in shape) * (dims // len(shape))
     raise GroupConvError(f"input size must be an int or a {dims}-tuple of ints, got {shape!r}")
 
 

@@ -303,7 +303,7 @@ class GramSolver:
             labels = [f"{layout.name} N={layout.groups} group {k}" for k in ks]
             fit, _ = _solve_spd_batch(np.stack([systems[k][2] for k in ks]), np.stack(rhs), False, labels)
             total += size * (len(ks) * trace - float(fit.sum()))
-        return weight_var * total / self.data.samples
+        return max(weight_var * total / self.data.samples, 0.0)  # roundoff can dip below 0
 
 
 def reference_errors(
