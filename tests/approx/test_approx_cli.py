@@ -104,3 +104,11 @@ def test_argparse_rejects_non_numbers_with_exit_2(capsys):
     with pytest.raises(SystemExit) as info:
         main(["approx", "--groups", "four"])
     assert info.value.code == 2
+
+
+def test_progress_bar_goes_to_stderr_and_keeps_json_clean(capsys):
+    args = "approx --in-channels 8 --out-channels 8 --length 8 --data-samples 10 --weight-samples 2 --groups 2 4 --json --progress".split()
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert len(json.loads(captured.out)) == 4
+    assert "approx" in captured.err and "structure" in captured.err  # tqdm's description and unit

@@ -22,18 +22,17 @@ def _torch_conv(x: np.ndarray, w: np.ndarray, padding, stride: int, dilation: in
 
 
 @pytest.mark.parametrize("kernel, spatial", [((3,), (11,)), ((4,), (9,)), ((3, 2), (6, 7)), ((1,), (5,))])
-@pytest.mark.parametrize("padding", ["same", "valid", "circular", 2])
-@pytest.mark.parametrize("stride, dilation", [(1, 1), (2, 1), (1, 2)])
+@pytest.mark.parametrize(
+    "padding, stride, dilation",
+    [(p, 1, 1) for p in ("same", "valid", "circular", 2)]
+    + [(p, 1, 2) for p in ("same", "valid", "circular", 2)]
+    + [(p, 2, 1) for p in ("valid", "circular", 2)],  # torch forbids "same" with stride 2
+)
 def test_patches_times_weight_is_torch_conv(kernel, spatial, padding, stride, dilation):
-    if padding == "same" and stride != 1:
-        pytest.skip("torch forbids padding='same' with stride > 1")
     rng = np.random.default_rng(1)
     x = rng.standard_normal((3, 4, *spatial))
     w = rng.standard_normal((5, 4, *kernel))
-    try:
-        expected = _torch_conv(x, w, padding, stride, dilation)
-    except RuntimeError:
-        pytest.skip("torch rejects this geometry")
+    expected = _torch_conv(x, w, padding, stride, dilation)
     p = d.patches(x, kernel, padding, stride, dilation)
     ours = (p @ w.reshape(5, -1).T).reshape(3, *expected.shape[2:], 5)
     np.testing.assert_allclose(np.moveaxis(ours, -1, 1), expected, rtol=1e-12, atol=1e-12)
