@@ -55,11 +55,14 @@ def test_table_output_and_user_data(capsys, tmp_path):
     assert "method" in out and "slope of log E vs log(1-1/N), bgc" in out
     path = tmp_path / "x.npy"
     np.save(path, np.random.default_rng(0).standard_normal((6, 8, 5, 5)))
-    assert main(["approx", "--data", str(path), "--kernel", "3", "3", "--out-channels", "4",
+    assert main(["approx", "--data", str(path), "--kernel", "3", "--out-channels", "4",
                  "--groups", "2", "--method", "gc", "--json", "--errors"]) == 0
     (record,) = json.loads(capsys.readouterr().out)
     assert record["expected_E"] is None and len(record["errors"]) == 8
     assert record["rows"] == 6 * 25
+    assert record["unknowns"] == 4 * 9  # 3 x 3 kernel on 2-D data
+    assert main("approx --size 6 6 --in-channels 4 --out-channels 4 --data-samples 4 --groups 2 --json".split()) == 0
+    assert json.loads(capsys.readouterr().out)[0]["unknowns"] == 2 * 9
 
 
 def test_reference_solver_from_the_cli(capsys):

@@ -18,6 +18,8 @@ import sys
 from ..errors import GroupConvError
 from ._common import positive_int_arg, print_json
 
+__all__ = ["register", "run"]
+
 
 def _padding_arg(text: str):
     """``same``/``valid``/``circular`` or a non-negative int (checked by the library)."""
@@ -40,7 +42,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out-channels", type=positive_int_arg, default=256, help="m (default 256)")
     parser.add_argument(
         "--kernel", type=positive_int_arg, nargs="+", default=[3], metavar="K",
-        help="kernel size: one int (1-D) or two (2-D); default 3",
+        help="kernel size: one int (1-D, or K x K with 2-D inputs) or two (2-D); default 3",
     )
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--length", type=positive_int_arg, help="1-D input length D (default 32)")
@@ -80,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
     from ..approx.measure import ApproxConfig, approximability
 
     kernel = as_kernel(tuple(args.kernel))
+    data = _load(args.data) if args.data else None
+    two_d = args.size is not None or (data is not None and data.ndim == 4)
+    if two_d and len(kernel) == 1:
+        kernel = kernel * 2  # "--kernel 3" with 2-D inputs means 3 x 3
     if args.size is not None:
         shape = tuple(args.size)
     elif args.length is not None:
@@ -103,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         config,
         groups=args.groups,
         methods=args.method,
-        data=_load(args.data) if args.data else None,
+        data=data,
         solver=args.solver,
         progress=progress,
     )
