@@ -145,6 +145,12 @@ def test_underdetermined_is_an_error_in_both_solvers():
         reference_errors(x, w, layout)
     with pytest.raises(GroupConvError, match="under-determined"):
         GramSolver(gram_from_data(x, 3), w).expected_error(layout, 1.0)
+    # exactly as many rows as unknowns: an interpolating fit with a meaningless zero error
+    x24 = sample_data("normal", 8, 16, (3,), rng)  # 8 x 3 = 24 rows
+    with pytest.raises(GroupConvError, match="24 unknowns.*only 24 data rows"):
+        GramSolver(gram_from_data(x24, 3), w).solve(layout)
+    with pytest.raises(GroupConvError, match="only 24 data rows"):
+        reference_errors(x24, w, layout)
 
 
 def test_dead_channel_falls_back_to_pseudo_inverse_and_still_agrees():

@@ -318,7 +318,7 @@ def _structures(methods, groups, structures) -> list[Structure]:
 def approximability(
     config: ApproxConfig | None = None,
     *,
-    groups: Iterable[int] = (4, 8, 16, 32, 64),
+    groups: int | Iterable[int] = (4, 8, 16, 32, 64),
     methods: Sequence[str] = ("gc", "bgc"),
     structures: Sequence[Structure] = (),
     data=None,
@@ -354,7 +354,8 @@ def approximability(
     """
     cfg = replace(config or ApproxConfig(), **overrides) if overrides else (config or ApproxConfig())
     v.one_of("solver", solver, SOLVERS)
-    chosen = _structures(methods, list(groups), structures)
+    group_list = [groups] if isinstance(groups, (int, np.integer)) else list(groups)
+    chosen = _structures(methods, group_list, structures)
     if data is None:
         x, data_source = cfg.sample_data(), cfg.dist
     else:

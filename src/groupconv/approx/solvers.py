@@ -22,9 +22,9 @@ by every weight sample, group, structure and N.
   targets explicitly (its own shifted copies of the padded data, the target by a direct
   convolution) and calls :func:`numpy.linalg.lstsq` per output group per weight sample.
 
-Both raise a one-line :class:`~groupconv.errors.GroupConvError` when a group has more
-unknowns (independent features x K) than data rows (samples x positions): the fit would
-interpolate and report a meaningless zero error.
+Both raise a one-line :class:`~groupconv.errors.GroupConvError` when a group has at least
+as many unknowns (independent features x K) as data rows (samples x positions): the fit
+would interpolate and report a meaningless zero error.
 
 Precision: the Gram route squares the condition number of the regressors. With at least
 twice as many rows as unknowns (the usual case) the two solvers agree to ~1e-12
@@ -56,12 +56,12 @@ _PIVOT_RTOL = 1e-12
 
 def underdetermined_message(layout: FeatureLayout, k: int, unknowns: int, rank: int, taps: int,
                             rows: int, samples: int) -> str:
-    """The one-line error for a group with more unknowns than data rows."""
+    """The one-line error for a group with at least as many unknowns as data rows."""
     return (
         f"under-determined least squares: {layout.name} with N={layout.groups}, output group {k} "
         f"has {unknowns} unknowns per output channel ({rank} features x {taps} taps) but only "
-        f"{rows} data rows ({samples} samples x {rows // max(samples, 1)} positions); "
-        f"use more data samples or a larger input"
+        f"{rows} data rows ({samples} samples x {rows // max(samples, 1)} positions), and a fit "
+        f"needs more rows than unknowns; use more data samples or a larger input"
     )
 
 
@@ -225,7 +225,7 @@ class GramSolver:
         for k, u in enumerate(layout.uses):
             basis, rank = layout.group_basis(k)
             unknowns = rank * self.K
-            if self.data.rows < unknowns:
+            if self.data.rows <= unknowns:
                 raise GroupConvError(
                     underdetermined_message(layout, k, unknowns, rank, self.K, self.data.rows,
                                             self.data.samples)
@@ -365,7 +365,7 @@ def reference_errors(
         for k, (outs, u) in enumerate(zip(layout.out_groups, layout.uses)):
             feats = np.einsum("fc,sc...->sf...", layout.features[u], xpad)
             rank = int(np.linalg.matrix_rank(layout.features[u]))
-            if rows < rank * taps:
+            if rows <= rank * taps:
                 raise GroupConvError(
                     underdetermined_message(layout, k, rank * taps, rank, taps, rows, samples)
                 )

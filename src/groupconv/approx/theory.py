@@ -215,7 +215,7 @@ def expected_E(
         rank = layout.group_rank(k)
         lam = wv * dv * (n - rank)  # residual variance per output, per inside (position, tap)
         unknowns = rank * taps
-        if rows < unknowns:
+        if rows <= unknowns:
             raise GroupConvError(
                 f"under-determined: {unknowns} unknowns per output channel but {rows} data rows"
             )
