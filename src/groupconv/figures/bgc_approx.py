@@ -1,0 +1,119 @@
+"""BGC paper Fig. 1 and Fig. 2, regenerated: approximability of GC and BGC against N.
+
+Both figures come from one sweep per data distribution (§5.1 layer: m = n = 256, K = 3,
+1-D, N = 4..64; D = 32 with zero "same" padding, 256 data samples, 8 He weight samples,
+seed 0; see :class:`groupconv.approx.measure.ApproxConfig`), computed once and shared.
+
+* ``bgc_fig1``: log E against log(1 - 1/N) with the fitted slopes (the paper reports
+  about 1 for GC and 2 for BGC) and the exact expected E as lines.
+* ``bgc_fig2``: Rel.E / (1 - 1/N)^p against N. The paper's text says p = 1 (GC) and
+  p = 2 (BGC) while its caption says p = 2 and p = 3; the left panel uses the text's p
+  (consistent with Fig. 1's slopes and the 3.83e-3 remark), the right one the caption's.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from ..approx.measure import ApproxConfig, ApproxSweep, approximability
+
+__all__ = ["FIGURES", "paper_sweeps", "make_fig1", "make_fig2", "PAPER_GROUPS"]
+
+#: N = 2^k, k = 2..6 (BGC paper Fig. 1 caption).
+PAPER_GROUPS = (4, 8, 16, 32, 64)
+_DISTS = ("normal", "uniform")
+_STYLE = {"gc": dict(color="tab:blue", marker="o"), "bgc": dict(color="tab:red", marker="s")}
+_LABEL = {"gc": "GC", "bgc": "BGC"}
+_DIST_LABEL = {"normal": r"$\mathcal{N}(0,1)$", "uniform": r"$\mathcal{U}(-1,1)$"}
+
+
+@lru_cache(maxsize=4)
+def paper_sweeps(config: ApproxConfig = ApproxConfig()) -> dict[str, ApproxSweep]:
+    """The §5.1 sweep for both data distributions (cached: both figures share it)."""
+    from dataclasses import replace
+
+    return {
+        dist: approximability(replace(config, dist=dist), groups=PAPER_GROUPS, given_data=False)
+        for dist in _DISTS
+    }
+
+
+def make_fig1(config: ApproxConfig = ApproxConfig()) -> Figure:
+    """BGC paper Fig. 1: log E against log(1 - 1/N), GC and BGC, normal and uniform data."""
+    sweeps = paper_sweeps(config)
+    fig = Figure(figsize=(9.5, 4.0), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, dist in zip(axes, _DISTS):
+        sweep = sweeps[dist]
+        for method in ("gc", "bgc"):
+            rows = sweep.select(method)
+            n_groups = np.array([r.groups for r in rows], dtype=float)
+            x = np.log(1 - 1 / n_groups)
+            ax.plot(
+                x, np.log([r.E for r in rows]), linestyle="none", **_STYLE[method],
+                label=f"{_LABEL[method]} (slope {sweep.slope(method):.2f})",
+            )
+            ax.plot(
+                x, np.log([r.expected_E for r in rows]), linestyle="--",
+                color=_STYLE[method]["color"], linewidth=1,
+                label=f"{_LABEL[method]} exact E[E] (slope {sweep.slope(method, expected=True):.2f})",
+            )
+        ax.set_title(f"data {_DIST_LABEL[dist]}")
+        ax.set_xlabel(r"$\log(1 - 1/N)$")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel(r"$\log \mathcal{E}$")
+    cfg = sweeps["normal"].config
+    fig.suptitle(
+        f"BGC paper Fig. 1: m=n={cfg.in_channels}, K={cfg.taps}, D={cfg.input_shape[0]}, "
+        f"S={cfg.data_samples}, S_w={cfg.weight_samples}, N=4..64",
+        fontsize=10,
+    )
+    return fig
+
+
+def make_fig2(config: ApproxConfig = ApproxConfig()) -> Figure:
+    """BGC paper Fig. 2: Rel.E / (1 - 1/N)^p against N, with the text's and the caption's p."""
+    sweeps = paper_sweeps(config)
+    fig = Figure(figsize=(9.5, 4.0), layout="constrained")
+    axes = fig.subplots(1, 2)
+    n = sweeps["normal"].config.in_channels
+    for ax, powers, title in zip(
+        axes,
+        ({"gc": 1, "bgc": 2}, {"gc": 2, "bgc": 3}),
+        ("p = 1 (GC), 2 (BGC): paper's text", "p = 2 (GC), 3 (BGC): paper's caption"),
+    ):
+        for dist, fill in zip(_DISTS, ("full", "none")):
+            sweep = sweeps[dist]
+            for method in ("gc", "bgc"):
+                rows = sweep.select(method)
+                n_groups = np.array([r.groups for r in rows], dtype=float)
+                scale = (1 - 1 / n_groups) ** powers[method]
+                ax.plot(
+                    n_groups, np.array([r.rel_E for r in rows]) / scale,
+                    fillstyle=fill, linestyle="-" if fill == "full" else ":",
+                    label=f"{_LABEL[method]}, {dist}", **_STYLE[method],
+                )
+                if dist == "normal":
+                    ax.plot(
+                        n_groups, np.array([r.expected_rel_E for r in rows]) / scale,
+                        color="gray", linestyle="--", linewidth=0.8,
+                        label="exact E[Rel.E]" if method == "gc" else None,
+                    )
+        ax.axhline(1 / n, color="black", linewidth=0.8, label=f"1/n = {1 / n:.2e}")
+        ax.axhline(3.83e-3, color="green", linewidth=0.8, linestyle="-.", label="paper: max 3.83e-3")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(list(PAPER_GROUPS), [str(g) for g in PAPER_GROUPS])
+        ax.set_xlabel("N")
+        ax.set_ylabel(r"Rel.$\mathcal{E}\,/\,(1-1/N)^p$")
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("BGC paper Fig. 2 (K/n = %.2e is the Theorem 3.5/3.6 constant)" % (3 / n), fontsize=10)
+    return fig
+
+
+FIGURES = {"bgc_fig1": make_fig1, "bgc_fig2": make_fig2}

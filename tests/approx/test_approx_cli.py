@@ -1,0 +1,117 @@
+"""``groupconv approx`` through ``groupconv.cli.main``."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from groupconv.approx import theory
+from groupconv.cli import main
+
+PAPER_CALL = (
+    "approx --in-channels 256 --out-channels 256 --kernel 3 --length 32 --data-samples 256 "
+    "--weight-samples 8 --groups 4 8 16 32 64 --dist normal --method gc bgc --seed 0 --json"
+).split()
+
+
+@pytest.mark.slow
+def test_the_issue_call_prints_theory_checked_json(capsys):
+    assert main(PAPER_CALL) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [(r["method"], r["groups"]) for r in records] == [
+        (m, n) for m in ("gc", "bgc") for n in (4, 8, 16, 32, 64)
+    ]
+    for r in records:
+        N, method = r["groups"], r["method"]
+        assert r["bound_thm"] == theory.bound_thm(method, N, 3)
+        assert r["bound_iid"] == theory.bound_iid(method, N, 3, 256)
+        assert r["rel_E_population"] == pytest.approx(theory.rel_E_population(method, N, 256))
+        # E differs from E_W[E | data] only by weight-sampling noise ...
+        assert abs(r["E"] - r["expected_E_given_data"]) < 4 * r["E_stderr"]
+        # ... and from E[E] by that plus data noise, which for this configuration is no
+        # larger than the weight noise (sd 7.5-13.5 over 12 seeds vs E_stderr 11-18).
+        assert abs(r["E"] - r["expected_E"]) < 4 * math.sqrt(2) * r["E_stderr"]
+        assert r["expected_E_low"] <= r["expected_E"] <= r["expected_E_high"]
+        # the relative error sits below the paper's iid bound by about the factor K
+        assert r["rel_E"] < r["bound_iid"] / 3 < r["bound_thm"]
+        assert r["rows"] == 256 * 32 and r["expected_kind"] == "bracketed"
+    gc = [r["E"] for r in records if r["method"] == "gc"]
+    bgc = [r["E"] for r in records if r["method"] == "bgc"]
+    assert all(b < g for b, g in zip(bgc, gc))  # BGC is better at every N
+    groups = [4, 8, 16, 32, 64]
+    assert theory.fitted_slope(groups, gc) == pytest.approx(
+        theory.fitted_slope(groups, [r["expected_E"] for r in records[:5]]), abs=0.02)
+    assert theory.fitted_slope(groups, bgc) == pytest.approx(
+        theory.fitted_slope(groups, [r["expected_E"] for r in records[5:]]), abs=0.02)
+
+
+def test_table_output_and_user_data(capsys, tmp_path):
+    args = "approx --in-channels 8 --out-channels 8 --length 10 --data-samples 12 --weight-samples 3 --groups 2 4".split()
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "method" in out and "slope of log E vs log(1-1/N), bgc" in out
+    path = tmp_path / "x.npy"
+    np.save(path, np.random.default_rng(0).standard_normal((6, 8, 5, 5)))
+    assert main(["approx", "--data", str(path), "--kernel", "3", "--out-channels", "4",
+                 "--groups", "2", "--method", "gc", "--json", "--errors"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["expected_E"] is None and len(record["errors"]) == 8
+    assert record["rows"] == 6 * 25
+    assert record["unknowns"] == 4 * 9  # 3 x 3 kernel on 2-D data
+    assert main("approx --size 6 6 --in-channels 4 --out-channels 4 --data-samples 4 --groups 2 --json".split()) == 0
+    assert json.loads(capsys.readouterr().out)[0]["unknowns"] == 2 * 9
+
+
+def test_reference_solver_from_the_cli(capsys):
+    base = "approx --in-channels 8 --out-channels 8 --length 8 --data-samples 10 --weight-samples 2 --groups 2 --json".split()
+    assert main(base) == 0
+    fast = json.loads(capsys.readouterr().out)
+    assert main(base + ["--solver", "reference"]) == 0
+    ref = json.loads(capsys.readouterr().out)
+    for a, b in zip(fast, ref):
+        assert a["E"] == pytest.approx(b["E"], rel=1e-8, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ("--groups 3", "in_channels=256 is not divisible by groups=3"),
+        ("--dist cauchy", "unknown dist 'cauchy'"),
+        ("--method shuffle", "unknown method 'shuffle'"),
+        ("--data-samples 1 --groups 2", "under-determined"),
+        ("--padding full", "unknown padding 'full'"),
+        ("--solver magic", "unknown solver 'magic'"),
+        ("--init xavier", "unknown init 'xavier'"),
+        ("--data {nan}", "non-finite"),
+        ("--data {missing}", "No such file"),
+        ("--data {text}", "cannot read"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(extra, message, capsys, tmp_path):
+    nan = tmp_path / "nan.npy"
+    np.save(nan, np.full((2, 256, 8), np.nan))
+    text = tmp_path / "text.npy"
+    text.write_text("not an array")
+    extra = extra.format(nan=nan, missing=tmp_path / "missing.npy", text=text)
+    code = main(["approx", "--length", "8", *extra.split()])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("groupconv: error: ") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_argparse_rejects_non_numbers_with_exit_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["approx", "--groups", "four"])
+    assert info.value.code == 2
+
+
+def test_progress_bar_goes_to_stderr_and_keeps_json_clean(capsys):
+    args = "approx --in-channels 8 --out-channels 8 --length 8 --data-samples 10 --weight-samples 2 --groups 2 4 --json --progress".split()
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert len(json.loads(captured.out)) == 4
+    assert "approx" in captured.err and "structure" in captured.err  # tqdm's description and unit

@@ -1,0 +1,137 @@
+"""Bounds (numeric vs sympy), exact expectations vs Monte Carlo, slopes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import sympy as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from groupconv.approx import theory
+from groupconv.approx.data import DATA_VARIANCE, gram_from_data, he_variance, sample_data, sample_weights
+from groupconv.approx.solvers import GramSolver
+from groupconv.approx.structures import BalancedGroupConv, GroupConv, PartitionedGroupConv
+from groupconv.errors import GroupConvError
+
+
+@given(st.integers(1, 49), st.integers(1, 512), st.integers(1, 256), st.sampled_from(["gc", "bgc"]))
+@settings(max_examples=60, deadline=None)
+def test_numeric_bounds_equal_sympy(K, n, N, method):
+    exprs, (Ks, Ns, ns) = theory.symbolic_bounds()
+    subs = {Ks: K, Ns: N, ns: n}
+    assert theory.bound_thm(method, N, K) == pytest.approx(float(exprs[(method, "thm")].subs(subs)), rel=1e-14)
+    assert theory.bound_iid(method, N, K, n) == pytest.approx(float(exprs[(method, "iid")].subs(subs)), rel=1e-14)
+    pop, (Np, np_) = theory.symbolic_rel_E_population()
+    expected = float(pop[method].subs({Np: N, np_: n}))
+    assert theory.rel_E_population(method, N, n) == pytest.approx(max(expected, 0.0), rel=1e-14, abs=1e-300)
+
+
+def test_bound_values_from_the_paper():
+    # §5.1: K/n = 3/256 ~ 11.72e-3
+    assert theory.bound_iid("gc", 1e9, 3, 256) == pytest.approx(11.72e-3, abs=1e-5)
+    np.testing.assert_allclose(theory.bound_thm("gc", [2, 4], 3), [0.75, 3 * 0.5625])
+    np.testing.assert_allclose(theory.bound_thm("bgc", [2, 4], 3), [3 / 8, 3 * 0.421875])
+
+
+def test_population_is_below_the_iid_bound_by_the_factor_K():
+    n_groups = np.array([2, 4, 8, 16, 32, 64])
+    for method in ("gc", "bgc"):
+        pop = theory.rel_E_population(method, n_groups, 256)
+        bound = theory.bound_iid(method, n_groups, 3, 256)
+        assert np.all(pop <= bound / 3 + 1e-18)
+    # GC: exactly bound / K
+    np.testing.assert_allclose(theory.rel_E_population("gc", n_groups, 256), theory.bound_iid("gc", n_groups, 3, 256) / 3)
+
+
+def test_slope_limits_in_sympy():
+    assert theory.symbolic_slope_limit("gc") == 1
+    assert theory.symbolic_slope_limit("bgc") == 2
+
+
+def test_fitted_slope_recovers_a_known_power():
+    n_groups = np.array([4, 8, 16, 32, 64])
+    for gamma, c in ((1.0, 3.0), (2.0, 0.1), (2.7, 5.0)):
+        values = c * (1 - 1 / n_groups) ** gamma
+        assert theory.fitted_slope(n_groups, values) == pytest.approx(gamma, rel=1e-12)
+        assert theory.mean_slope(n_groups, values) == pytest.approx(gamma, rel=1e-12)
+    # The population BGC curve (1-2/N) over N = 4..64: the slope is 2.44, not 2.
+    assert theory.fitted_slope(n_groups, 1 - 2 / n_groups) == pytest.approx(2.4393, abs=1e-4)
+    with pytest.raises(GroupConvError, match="at least two points"):
+        theory.fitted_slope([1, 4], [0.0, 1.0])
+
+
+def test_expected_population_formula_by_hand():
+    # GC, valid padding: E_pop = v s2 (n - n/N) m K (D - K + 1); finite sample: x (1 - p/R)
+    n, m, N, K, D, S = 8, 4, 4, 3, 10, 5
+    v, s2 = 0.7, 1.3
+    exp = theory.expected_E(GroupConv(N).layout(n, m), (K,), (D,), "valid", S, v, s2)
+    positions = D - K + 1
+    pop = v * s2 * (n - n // N) * m * K * positions
+    assert exp.population == pytest.approx(pop)
+    assert exp.E == pytest.approx(pop * (1 - (n // N) * K / (S * positions)))
+    assert exp.kind == "exact" and exp.low == exp.high == exp.E
+    denom = m * n * K * v * n * D * s2
+    assert exp.rel_E == pytest.approx(exp.E / denom)
+
+
+def _monte_carlo(layout, kernel, spatial, padding, samples, dist, seeds):
+    """E_W[E | data] (exact given the data) over independent data sets: mean and its SE."""
+    n, m = layout.in_channels, layout.out_channels
+    values = []
+    for seed in range(seeds):
+        rng = np.random.default_rng(1000 + seed)
+        x = sample_data(dist, samples, n, spatial, rng)
+        w = sample_weights(1, m, n, kernel, rng)
+        values.append(GramSolver(gram_from_data(x, kernel, padding), w).expected_error(layout, he_variance(n, kernel)))
+    values = np.array(values)
+    return values.mean(), values.std(ddof=1) / math.sqrt(len(values))
+
+
+@pytest.mark.parametrize("padding", ["valid", "circular", "same"])
+@pytest.mark.parametrize("dist", ["normal", "uniform"])
+@pytest.mark.parametrize(
+    "make", [lambda: GroupConv(4), lambda: BalancedGroupConv(4), lambda: BalancedGroupConv(8)],
+    ids=["gc4", "bgc4", "bgc8"],
+)
+def test_expected_E_matches_monte_carlo(padding, dist, make):
+    # Small in-sample fits (rows = 2-4x unknowns) so the finite-sample bias is large (25-50%)
+    # and the test can tell the exact formula from the naive (1 - p/R) or population one.
+    n = m = 16
+    kernel, spatial, samples = (3,), (8,), 6
+    layout = make().layout(n, m)
+    mean, se = _monte_carlo(layout, kernel, spatial, padding, samples, dist, seeds=40)
+    exp = theory.expected_E(layout, kernel, spatial, padding, samples, he_variance(n, kernel),
+                            DATA_VARIANCE[dist], gaussian=dist == "normal")
+    assert abs(mean - exp.E) < 4 * se, (mean, exp, se)
+    assert exp.low - 4 * se <= mean <= exp.high + 4 * se
+    # the bias is far from negligible here: the population value is many SEs away
+    assert abs(mean - exp.population) > 10 * se
+    expected_kind = {"valid": "exact", "circular": "exact", "same": "bracketed"}[padding]
+    if dist == "uniform" and isinstance(make(), BalancedGroupConv):
+        expected_kind = "approximate"
+    assert exp.kind == expected_kind
+
+
+def test_expected_E_2d_and_partitioned():
+    n = m = 8
+    layout = PartitionedGroupConv.permuted(2, n, m, seed=3).layout(n, m)
+    kernel, spatial = (3, 3), (5, 5)
+    mean, se = _monte_carlo(layout, kernel, spatial, "same", 3, "uniform", seeds=40)
+    exp = theory.expected_E(layout, kernel, spatial, "same", 3, he_variance(n, kernel), 1 / 3, gaussian=False)
+    assert exp.kind == "bracketed"  # selections: exact bracket for any i.i.d. data
+    assert abs(mean - exp.E) < 4 * se
+
+
+def test_expected_E_errors():
+    layout = GroupConv(2).layout(8, 8)
+    with pytest.raises(GroupConvError, match="under-determined"):
+        theory.expected_E(layout, (3,), (4,), "same", 1)
+    with pytest.raises(GroupConvError, match="weight variance"):
+        theory.expected_E(layout, (3,), (4,), "same", 10, weight_var=-1.0)
+    with pytest.raises(GroupConvError, match="unknown method"):
+        theory.bound_thm("tlgc", 4, 3)
+    with pytest.raises(GroupConvError, match="groups must be positive integers"):
+        theory.bound_iid("gc", 0.5, 3, 8)
