@@ -10,7 +10,7 @@ import pytest
 from groupconv.approx import theory
 from groupconv.approx.measure import ApproxConfig, approximability
 from groupconv.approx.solvers import reference_errors
-from groupconv.approx.structures import GroupConv, PartitionedGroupConv, structure
+from groupconv.approx.structures import GCStructure, PartitionedGCStructure, structure
 from groupconv.errors import GroupConvError
 
 SMALL = ApproxConfig(in_channels=16, out_channels=16, kernel=3, input_shape=12,
@@ -64,14 +64,14 @@ def test_user_data_and_weights_and_extra_structures():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((10, 8, 6, 5))  # 2-D data
     w = rng.standard_normal((2, 4, 8, 3, 3))
-    perm = PartitionedGroupConv.permuted(2, 8, 4, seed=0)
+    perm = PartitionedGCStructure.permuted(2, 8, 4, seed=0)
     sweep = approximability(groups=(2,), methods=("gc",), structures=(perm,), data=x, weights=w)
     assert sweep.data_source == sweep.weight_source == "user"
     assert sweep.config.kernel == (3, 3) and sweep.config.input_shape == (6, 5)
     assert [r.method for r in sweep.results] == ["gc", "permuted-gc"]
     for r in sweep.results:
         assert r.expected_E is None and r.expected_E_given_data is None
-        layout = (GroupConv(2) if r.method == "gc" else perm).layout(8, 4)
+        layout = (GCStructure(2) if r.method == "gc" else perm).layout(8, 4)
         assert r.E == pytest.approx(reference_errors(x, w, layout).mean(), rel=1e-9)
     # user data with He weights: the conditional expectation is still defined
     with_he = approximability(groups=(2,), methods=("gc",), data=x, kernel=(3, 3), out_channels=4)

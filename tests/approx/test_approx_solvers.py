@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from groupconv.approx.data import gram_from_data, he_variance, sample_data, sample_weights
 from groupconv.approx.solvers import GramSolver, reference_errors
-from groupconv.approx.structures import BalancedGroupConv, Dense, GroupConv, PartitionedGroupConv
+from groupconv.approx.structures import BGCStructure, DenseStructure, GCStructure, PartitionedGCStructure
 from groupconv.errors import GroupConvError
 
 
@@ -34,10 +34,10 @@ def problems(draw):
 
 def _layout(method, N, n, m, seed):
     if method == "gc":
-        return GroupConv(N).layout(n, m)
+        return GCStructure(N).layout(n, m)
     if method == "bgc":
-        return BalancedGroupConv(N).layout(n, m)
-    return PartitionedGroupConv.permuted(N, n, m, seed=seed).layout(n, m)
+        return BGCStructure(N).layout(n, m)
+    return PartitionedGCStructure.permuted(N, n, m, seed=seed).layout(n, m)
 
 
 @given(problems())
@@ -68,7 +68,7 @@ def test_fast_solver_reuses_one_gram_for_every_structure():
     rng = np.random.default_rng(5)
     x, w = sample_data("uniform", 20, 8, (9,), rng), sample_weights(4, 8, 8, (3,), rng)
     solver = GramSolver(gram_from_data(x, 3), w)
-    for s in (GroupConv(2), GroupConv(4), BalancedGroupConv(4), BalancedGroupConv(8), Dense()):
+    for s in (GCStructure(2), GCStructure(4), BGCStructure(4), BGCStructure(8), DenseStructure()):
         layout = s.layout(8, 8)
         np.testing.assert_allclose(
             solver.solve(layout).errors, reference_errors(x, w, layout), rtol=1e-9, atol=1e-9
@@ -80,11 +80,11 @@ def test_exactly_grouped_weight_has_zero_gc_error():
     x = sample_data("normal", 10, 8, (12,), rng)
     w = sample_weights(2, 8, 8, (3,), rng)
     mask = np.kron(np.eye(4), np.ones((2, 2)))[None, :, :, None]  # block diagonal, N = 4
-    fit = GramSolver(gram_from_data(x, 3), w * mask).solve(GroupConv(4).layout(8, 8))
+    fit = GramSolver(gram_from_data(x, 3), w * mask).solve(GCStructure(4).layout(8, 8))
     assert np.all(fit.errors <= 1e-12 * fit.totals)
     assert np.all(fit.totals > 1)
     # ... but not for a coarser grouping's complement: N = 8 must lose something
-    fit8 = GramSolver(gram_from_data(x, 3), w * mask).solve(GroupConv(8).layout(8, 8))
+    fit8 = GramSolver(gram_from_data(x, 3), w * mask).solve(GCStructure(8).layout(8, 8))
     assert np.all(fit8.errors > 1e-3 * fit8.totals)
 
 
@@ -100,7 +100,7 @@ def test_best_weights_reproduce_the_error_in_torch(method, padding):
     n, m, N = (8, 6, 2) if method == "gc" else (12, 6, 3)
     x = sample_data("normal", S, n, (10,), rng)
     w = sample_weights(2, m, n, (3,), rng)
-    layout = GroupConv(N).layout(n, m) if method == "gc" else BalancedGroupConv(N).layout(n, m)
+    layout = GCStructure(N).layout(n, m) if method == "gc" else BGCStructure(N).layout(n, m)
     fit = GramSolver(gram_from_data(x, 3, padding), w).solve(layout, return_weights=True)
     tx = torch.tensor(x)
     for t in range(2):
@@ -124,7 +124,7 @@ def test_conditional_expectation_matches_many_weight_samples():
     x = sample_data("uniform", 6, 6, (8,), rng)
     w = sample_weights(400, 3, 6, (3,), rng)
     solver = GramSolver(gram_from_data(x, 3, "same"), w)
-    for s in (GroupConv(3), BalancedGroupConv(3), PartitionedGroupConv.permuted(3, 6, 3, seed=1)):
+    for s in (GCStructure(3), BGCStructure(3), PartitionedGCStructure.permuted(3, 6, 3, seed=1)):
         layout = s.layout(6, 3)
         errors = solver.solve(layout).errors
         expected = solver.expected_error(layout, he_variance(6, (3,)))
@@ -136,7 +136,7 @@ def test_underdetermined_is_an_error_in_both_solvers():
     rng = np.random.default_rng(9)
     x = sample_data("normal", 2, 16, (5,), rng)  # 10 rows
     w = sample_weights(1, 16, 16, (3,), rng)
-    layout = GroupConv(2).layout(16, 16)  # 8 features x 3 taps = 24 unknowns
+    layout = GCStructure(2).layout(16, 16)  # 8 features x 3 taps = 24 unknowns
     message = r"under-determined.*24 unknowns per output channel \(8 features x 3 taps\).*only 10 data rows"
     with pytest.raises(GroupConvError, match=message) as info:
         GramSolver(gram_from_data(x, 3), w).solve(layout)
@@ -158,7 +158,7 @@ def test_dead_channel_falls_back_to_pseudo_inverse_and_still_agrees():
     x = sample_data("normal", 8, 4, (10,), rng)
     x[:, 1] = 0.0  # a dead (all-zero) input channel, as after a ReLU
     w = sample_weights(2, 4, 4, (3,), rng)
-    layout = GroupConv(2).layout(4, 4)
+    layout = GCStructure(2).layout(4, 4)
     with pytest.warns(RuntimeWarning, match="rank-deficient"):
         fast = GramSolver(gram_from_data(x, 3), w).solve(layout)
     np.testing.assert_allclose(fast.errors, reference_errors(x, w, layout), rtol=1e-8)
@@ -168,7 +168,7 @@ def test_layout_weight_mismatch_is_an_error():
     rng = np.random.default_rng(11)
     x, w = sample_data("normal", 4, 4, (6,), rng), sample_weights(1, 4, 4, (3,), rng)
     with pytest.raises(GroupConvError, match="layout is for 8->8"):
-        GramSolver(gram_from_data(x, 3), w).solve(GroupConv(2).layout(8, 8))
+        GramSolver(gram_from_data(x, 3), w).solve(GCStructure(2).layout(8, 8))
     with pytest.raises(GroupConvError, match="do not match"):
         GramSolver(gram_from_data(x, 3), sample_weights(1, 4, 4, (5,), rng))
     bad = w.copy()

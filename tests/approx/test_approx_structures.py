@@ -8,11 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from groupconv.approx.structures import (
-    BalancedGroupConv,
-    Dense,
+    BGCStructure,
+    DenseStructure,
     FeatureLayout,
-    GroupConv,
-    PartitionedGroupConv,
+    GCStructure,
+    PartitionedGCStructure,
     Structure,
     structure,
 )
@@ -21,7 +21,7 @@ from groupconv.errors import GroupConvError
 
 
 def test_gc_layout_is_block_diagonal_eq_2_3():
-    layout = GroupConv(4).layout(8, 12)
+    layout = GCStructure(4).layout(8, 12)
     assert len(layout.out_groups) == 4
     for k in range(4):
         np.testing.assert_array_equal(layout.out_groups[k], np.arange(3 * k, 3 * k + 3))
@@ -34,7 +34,7 @@ def test_gc_layout_is_block_diagonal_eq_2_3():
 
 def test_bgc_layout_adds_the_group_mean_eq_3_1():
     n, N = 12, 3
-    layout = BalancedGroupConv(N).layout(n, 6)
+    layout = BGCStructure(N).layout(n, 6)
     x = np.random.default_rng(0).standard_normal(n)
     blocks = x.reshape(N, n // N)
     for k in range(N):
@@ -47,7 +47,7 @@ def test_bgc_layout_adds_the_group_mean_eq_3_1():
 
 @pytest.mark.parametrize("N", [1, 2])
 def test_bgc_with_one_or_two_groups_sees_everything(N):
-    layout = BalancedGroupConv(N).layout(6, 6)
+    layout = BGCStructure(N).layout(6, 6)
     for k in range(N):
         assert layout.group_rank(k) == 6
     # N = 1: [x; x_bar] = [x; x] is rank-deficient; the basis change handles it.
@@ -61,7 +61,7 @@ def test_bgc_with_one_or_two_groups_sees_everything(N):
 def test_offspan_dimension_in_exact_arithmetic(n, N):
     # sympy, rational arithmetic: the channels group k cannot see are n(1-1/N) for GC and
     # n(1-2/N) for BGC - the whole population theory rests on these two numbers.
-    gc, bgc = GroupConv(N).layout(n, n), BalancedGroupConv(N).layout(n, n)
+    gc, bgc = GCStructure(N).layout(n, n), BGCStructure(N).layout(n, n)
     for k in range(N):
         assert symbolic_offspan_dimension(gc, k) == n - n // N
         assert symbolic_offspan_dimension(bgc, k) == max(n - 2 * n // N, 0)
@@ -71,7 +71,7 @@ def test_offspan_dimension_in_exact_arithmetic(n, N):
 @settings(max_examples=30, deadline=None)
 def test_permuted_gc_is_a_relabelled_gc(N, a, b, seed):
     n, m = N * a, N * b
-    perm = PartitionedGroupConv.permuted(N, n, m, seed=seed)
+    perm = PartitionedGCStructure.permuted(N, n, m, seed=seed)
     layout = perm.layout(n, m)
     assert perm.groups == N == len(layout.out_groups)
     seen_in = np.sort(np.concatenate(layout.uses))
@@ -79,29 +79,29 @@ def test_permuted_gc_is_a_relabelled_gc(N, a, b, seed):
     for k in range(N):
         assert layout.uses[k].size == a and layout.out_groups[k].size == b
     # identity permutation = plain GC
-    ident = PartitionedGroupConv.permuted(N, n, m, np.arange(n), np.arange(m)).layout(n, m)
-    plain = GroupConv(N).layout(n, m)
+    ident = PartitionedGCStructure.permuted(N, n, m, np.arange(n), np.arange(m)).layout(n, m)
+    plain = GCStructure(N).layout(n, m)
     for k in range(N):
         np.testing.assert_array_equal(ident.uses[k], plain.uses[k])
         np.testing.assert_array_equal(ident.out_groups[k], plain.out_groups[k])
 
 
 def test_structures_satisfy_the_protocol():
-    for s in (GroupConv(2), BalancedGroupConv(2), Dense(), PartitionedGroupConv((0, 1), (1, 0))):
+    for s in (GCStructure(2), BGCStructure(2), DenseStructure(), PartitionedGCStructure((0, 1), (1, 0))):
         assert isinstance(s, Structure)
-    assert structure("gc", 4) == GroupConv(4) and structure("bgc", 2) == BalancedGroupConv(2)
+    assert structure("gc", 4) == GCStructure(4) and structure("bgc", 2) == BGCStructure(2)
 
 
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda: GroupConv(3).layout(8, 9), "in_channels=8 is not divisible by groups=3"),
-        (lambda: BalancedGroupConv(4).layout(8, 6), "out_channels=6 is not divisible by groups=4"),
-        (lambda: GroupConv(0), "groups must be a positive integer"),
+        (lambda: GCStructure(3).layout(8, 9), "in_channels=8 is not divisible by groups=3"),
+        (lambda: BGCStructure(4).layout(8, 6), "out_channels=6 is not divisible by groups=4"),
+        (lambda: GCStructure(0), "groups must be a positive integer"),
         (lambda: structure("shuffle", 2), "unknown method 'shuffle'"),
-        (lambda: PartitionedGroupConv((0, 0), (1,)), r"output group labels \[1\] have no input"),
-        (lambda: PartitionedGroupConv((0, 1), (0, 1)).layout(3, 2), "partition labels cover"),
-        (lambda: PartitionedGroupConv.permuted(2, 4, 4, in_permutation=[0, 0, 1, 2]), "permutation"),
+        (lambda: PartitionedGCStructure((0, 0), (1,)), r"output group labels \[1\] have no input"),
+        (lambda: PartitionedGCStructure((0, 1), (0, 1)).layout(3, 2), "partition labels cover"),
+        (lambda: PartitionedGCStructure.permuted(2, 4, 4, in_permutation=[0, 0, 1, 2]), "permutation"),
         (
             lambda: FeatureLayout(2, 2, np.eye(2), (np.array([0]),), (np.array([0]),), "x", 1),
             "partition the 2 output channels",

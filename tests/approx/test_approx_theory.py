@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from groupconv.approx import theory
 from groupconv.approx.data import DATA_VARIANCE, gram_from_data, he_variance, sample_data, sample_weights
 from groupconv.approx.solvers import GramSolver
-from groupconv.approx.structures import BalancedGroupConv, GroupConv, PartitionedGroupConv
+from groupconv.approx.structures import BGCStructure, GCStructure, PartitionedGCStructure
 from groupconv.errors import GroupConvError
 
 
@@ -67,7 +67,7 @@ def test_expected_population_formula_by_hand():
     # GC, valid padding: E_pop = v s2 (n - n/N) m K (D - K + 1); finite sample: x (1 - p/R)
     n, m, N, K, D, S = 8, 4, 4, 3, 10, 5
     v, s2 = 0.7, 1.3
-    exp = theory.expected_E(GroupConv(N).layout(n, m), (K,), (D,), "valid", S, v, s2)
+    exp = theory.expected_E(GCStructure(N).layout(n, m), (K,), (D,), "valid", S, v, s2)
     positions = D - K + 1
     pop = v * s2 * (n - n // N) * m * K * positions
     assert exp.population == pytest.approx(pop)
@@ -93,7 +93,7 @@ def _monte_carlo(layout, kernel, spatial, padding, samples, dist, seeds):
 @pytest.mark.parametrize("padding", ["valid", "circular", "same"])
 @pytest.mark.parametrize("dist", ["normal", "uniform"])
 @pytest.mark.parametrize(
-    "make", [lambda: GroupConv(4), lambda: BalancedGroupConv(4), lambda: BalancedGroupConv(8)],
+    "make", [lambda: GCStructure(4), lambda: BGCStructure(4), lambda: BGCStructure(8)],
     ids=["gc4", "bgc4", "bgc8"],
 )
 def test_expected_E_matches_monte_carlo(padding, dist, make):
@@ -110,14 +110,14 @@ def test_expected_E_matches_monte_carlo(padding, dist, make):
     # the bias is far from negligible here: the population value is many SEs away
     assert abs(mean - exp.population) > 10 * se
     expected_kind = {"valid": "exact", "circular": "exact", "same": "bracketed"}[padding]
-    if dist == "uniform" and isinstance(make(), BalancedGroupConv):
+    if dist == "uniform" and isinstance(make(), BGCStructure):
         expected_kind = "approximate"
     assert exp.kind == expected_kind
 
 
 def test_expected_E_2d_and_partitioned():
     n = m = 8
-    layout = PartitionedGroupConv.permuted(2, n, m, seed=3).layout(n, m)
+    layout = PartitionedGCStructure.permuted(2, n, m, seed=3).layout(n, m)
     kernel, spatial = (3, 3), (5, 5)
     mean, se = _monte_carlo(layout, kernel, spatial, "same", 3, "uniform", seeds=40)
     exp = theory.expected_E(layout, kernel, spatial, "same", 3, he_variance(n, kernel), 1 / 3, gaussian=False)
@@ -126,7 +126,7 @@ def test_expected_E_2d_and_partitioned():
 
 
 def test_expected_E_errors():
-    layout = GroupConv(2).layout(8, 8)
+    layout = GCStructure(2).layout(8, 8)
     with pytest.raises(GroupConvError, match="under-determined"):
         theory.expected_E(layout, (3,), (4,), "same", 1)
     with pytest.raises(GroupConvError, match="weight variance"):

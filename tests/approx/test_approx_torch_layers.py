@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from groupconv.approx.measure import approximability
-from groupconv.approx.structures import PartitionedGroupConv
+from groupconv.approx.structures import PartitionedGCStructure
 from groupconv.approx.torch_layers import (
     approximability_of_conv,
     dense_weight,
@@ -90,7 +90,7 @@ def test_replacement_weights_run_as_real_grouped_convs():
 def test_random_data_defaults_and_extra_structures():
     torch.manual_seed(4)
     conv = torch.nn.Conv1d(8, 8, 3, padding=1)
-    perm = PartitionedGroupConv.permuted(4, 8, 8, seed=0)
+    perm = PartitionedGCStructure.permuted(4, 8, 8, seed=0)
     layer = approximability_of_conv(conv, 4, structures=(perm,), dist="uniform", seed=1)
     assert layer.data_source == "uniform" and layer.positions == 32
     # enough samples for 8 rows per unknown of the largest fit (BGC N=4: 4 features x 3 taps)

@@ -340,7 +340,7 @@ def approximability(
     methods : sequence of {"gc", "bgc"}
         Structures measured at every N.
     structures : sequence of Structure
-        Extra structures (e.g. :class:`~groupconv.approx.structures.PartitionedGroupConv`).
+        Extra structures (e.g. :class:`~groupconv.approx.structures.PartitionedGCStructure`).
     data : array (S, n, *spatial), optional
         User data instead of sampled ones (the config's ``dist`` and sizes are ignored).
     weights : array (S_w, m, n, *kernel), optional

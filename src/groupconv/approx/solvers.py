@@ -179,7 +179,7 @@ class GramSolver:
     Examples
     --------
     >>> solver = GramSolver(gram_from_data(x, 3), w)           # doctest: +SKIP
-    >>> fit = solver.solve(GroupConv(4).layout(n, m))           # doctest: +SKIP
+    >>> fit = solver.solve(GCStructure(4).layout(n, m))           # doctest: +SKIP
     >>> fit.errors.mean()                                       # E of Eq. 5.1  # doctest: +SKIP
     """
 

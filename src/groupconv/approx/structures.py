@@ -12,7 +12,7 @@ channels (``F_k`` is an ``r_k x n`` matrix), each through its own K-tap convolut
   ``x_bar = (1/N) sum_l x^l`` (n/N features, the same for every group).
 * **Partitioned GC**: any partition of the input and output channels (a permuted
   channel order, or a learned grouping) - GC with other index sets.
-* **Dense**: every group sees every channel (the standard conv itself; error 0).
+* **DenseStructure**: every group sees every channel (the standard conv itself; error 0).
 
 A :class:`Structure` turns (n, m) into a :class:`FeatureLayout`: a dictionary of features
 (the rows of one ``R x n`` matrix, shared by all groups) plus, per output group, its
@@ -35,10 +35,10 @@ from ..errors import GroupConvError
 __all__ = [
     "FeatureLayout",
     "Structure",
-    "GroupConv",
-    "BalancedGroupConv",
-    "PartitionedGroupConv",
-    "Dense",
+    "GCStructure",
+    "BGCStructure",
+    "PartitionedGCStructure",
+    "DenseStructure",
     "METHODS",
     "structure",
 ]
@@ -183,7 +183,7 @@ def _check_divides(groups: int, in_channels: int, out_channels: int) -> None:
 
 
 @dataclass(frozen=True)
-class GroupConv:
+class GCStructure:
     """Group convolution (BGC paper Eq. 2.3): output group k sees input group k only."""
 
     groups: int
@@ -206,7 +206,7 @@ class GroupConv:
 
 
 @dataclass(frozen=True)
-class BalancedGroupConv:
+class BGCStructure:
     """Balanced group convolution (BGC paper Eq. 3.1): GC plus a conv of the group mean.
 
     Output group k sees its own input group ``x^k`` and the intergroup mean
@@ -241,7 +241,7 @@ class BalancedGroupConv:
 
 
 @dataclass(frozen=True)
-class PartitionedGroupConv:
+class PartitionedGCStructure:
     """GC over any channel partition: output channel i sees the input channels with its label.
 
     ``in_labels[j]`` and ``out_labels[i]`` name the group of input channel j and output
@@ -275,7 +275,7 @@ class PartitionedGroupConv:
         in_permutation: Sequence[int] | None = None,
         out_permutation: Sequence[int] | None = None,
         seed: int | None = None,
-    ) -> PartitionedGroupConv:
+    ) -> PartitionedGCStructure:
         """GC with N equal groups taken in a permuted channel order (random if not given).
 
         Input group k holds channels ``in_permutation[k*n/N : (k+1)*n/N]``; the same for
@@ -319,7 +319,7 @@ class PartitionedGroupConv:
 
 
 @dataclass(frozen=True)
-class Dense:
+class DenseStructure:
     """The standard conv itself (one group seeing every channel): error exactly 0."""
 
     groups: int = field(default=1, init=False)
@@ -340,4 +340,4 @@ class Dense:
 def structure(method: str, groups: int) -> Structure:
     """The structure called ``method`` (``"gc"`` or ``"bgc"``) with ``groups`` groups."""
     v.one_of("method", method, METHODS)
-    return GroupConv(groups) if method == "gc" else BalancedGroupConv(groups)
+    return GCStructure(groups) if method == "gc" else BGCStructure(groups)
