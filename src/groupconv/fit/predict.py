@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from .. import _validate as v
-from ..cost import ConvLayer
+from ..cost import ConvLayer, numeric
+from ..cost import optimum as cost_optimum
 from ..errors import GroupConvError
 from .data import LayerArrays, Workload
 from .fitting import FitResult
@@ -47,21 +48,21 @@ DEFAULT_EQ2_BETA: float = 0.5
 
 def admissible_groups(layer: ConvLayer) -> tuple[int, ...]:
     """Every g that divides both the input and the output channels, ascending."""
-    common = math.gcd(layer.in_channels, layer.out_channels)
-    small = [d for d in range(1, math.isqrt(common) + 1) if common % d == 0]
-    return tuple(sorted(set(small + [common // d for d in small])))
+    return cost_optimum.admissible_groups(layer.in_channels, layer.out_channels)
 
 
 def eq2_groups(layer: ConvLayer, beta: float, gamma: float) -> float:
     """The paper's optimum number of groups, g = m n d_k^2 (h w)^(1-beta) / gamma (E2GC Eq. 2).
 
     Returns the real-valued g (use :func:`nearest_admissible` for a usable one).
-    ``h w`` is the output size, ``d_k^2`` the kernel taps.
+    ``h w`` is the output size, ``d_k^2`` the kernel taps. A thin layer-level wrapper of
+    :func:`groupconv.cost.numeric.optimum_groups` (the sympy-derived form).
     """
-    beta = v.in_interval("beta", beta, 0.0, 1.0, low_open=False, high_open=False)
-    gamma = v.finite_positive("gamma", gamma)
-    hw = layer.out_height * layer.out_width
-    return layer.in_channels * layer.out_channels * layer.taps * hw ** (1.0 - beta) / gamma
+    g = numeric.optimum_groups(
+        layer.in_channels, layer.out_channels, math.sqrt(layer.taps),
+        layer.out_height, layer.out_width, beta, gamma,
+    )
+    return float(g)
 
 
 def calibrate_gamma(layers: list[ConvLayer], beta: float, groups: list[int] | None = None) -> float:
@@ -81,10 +82,8 @@ def calibrate_gamma(layers: list[ConvLayer], beta: float, groups: list[int] | No
 
 
 def nearest_admissible(layer: ConvLayer, g: float) -> int:
-    """The admissible g closest to ``g`` on a log scale."""
-    g = v.finite_positive("g", g)
-    options = admissible_groups(layer)
-    return min(options, key=lambda d: (abs(math.log(d / g)), d))
+    """The admissible g closest to ``g`` on a log scale (ties to the smaller g)."""
+    return cost_optimum.nearest_admissible_groups(g, layer.in_channels, layer.out_channels)
 
 
 def layer_energy_by_groups(fitted: FitResult, layer: ConvLayer, batch: int = 1) -> pd.DataFrame:
@@ -207,7 +206,13 @@ def recommend_grouping(
         beta = fitted.params.get("beta", DEFAULT_EQ2_BETA)
         if "beta" not in fitted.params:
             notes.append(f"model {fitted.model.name} has no beta; Eq. 2 uses beta = {beta:g}")
-    beta = v.in_interval("beta", beta, 0.0, 1.0, low_open=False, high_open=False)
+        elif not 0.0 < beta < 1.0:
+            notes.append(
+                f"fitted beta = {beta:g} lies on the bound of (0, 1), where Eq. 2 is not defined; "
+                f"Eq. 2 uses beta = {DEFAULT_EQ2_BETA:g}"
+            )
+            beta = DEFAULT_EQ2_BETA
+    beta = v.in_interval("beta", beta, 0.0, 1.0)
     fitted_networks = set(fitted.data.info.get("network", pd.Series(dtype=str)).dropna())
     if fitted_networks and fitted_networks != {template.arch}:
         notes.append(
