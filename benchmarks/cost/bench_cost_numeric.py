@@ -1,6 +1,6 @@
 """How fast are the numeric twins? Vectorised numpy vs a ConvLayer loop vs sympy subs.
 
-Run: PYTHONPATH=src python benchmarks/bench_cost_numeric.py
+Run: PYTHONPATH=src python benchmarks/cost/bench_cost_numeric.py
 Timings depend on the machine and its load; they are indicative only.
 """
 
