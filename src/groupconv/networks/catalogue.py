@@ -49,6 +49,7 @@ import pandas as pd
 from .. import _validate as v
 from ..cost import ConvLayer
 from ..errors import GroupConvError
+from ._totals import LayerTotals
 from ..paper_tables import load_e2gc_tables
 
 __all__ = [
@@ -118,7 +119,7 @@ RESNEXT50_STAGES: tuple[tuple[int, int, int, int], ...] = (
 
 
 @dataclass(frozen=True)
-class Network:
+class Network(LayerTotals):
     """A network as its conv and linear layers, in execution order.
 
     Parameters
@@ -161,21 +162,6 @@ class Network:
     def total_params(self) -> int:
         """Every trainable parameter: weights, biases and batch norm (= the torch module's)."""
         return self.params + self.bias_params + self.other_params
-
-    @property
-    def macs(self) -> int:
-        """Multiply-accumulates per frame of the convs and the classifier (the MACs column)."""
-        return sum(layer.macs for layer in self.layers)
-
-    @property
-    def flops(self) -> int:
-        """FLOPs per frame, 2 * macs."""
-        return 2 * self.macs
-
-    @property
-    def activations(self) -> int:
-        """Sum over layers of input + output feature-map elements, per frame."""
-        return sum(layer.activations for layer in self.layers)
 
     @property
     def label(self) -> str:

@@ -35,6 +35,7 @@ import pandas as pd
 from .. import _validate as v
 from ..cost import ConvLayer
 from ..errors import GroupConvError
+from ._totals import LayerTotals
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -43,7 +44,7 @@ __all__ = ["ModelCount", "count_module"]
 
 
 @dataclass(frozen=True)
-class ModelCount:
+class ModelCount(LayerTotals):
     """Conv and linear layers of a torch model, as seen in one forward pass.
 
     Parameters
@@ -81,21 +82,6 @@ class ModelCount:
     def total_params(self) -> int:
         """Every parameter of the model, ``sum(p.numel() for p in module.parameters())``."""
         return self.params + self.other_params
-
-    @property
-    def macs(self) -> int:
-        """Multiply-accumulates per frame of all counted calls."""
-        return sum(layer.macs for layer in self.layers)
-
-    @property
-    def flops(self) -> int:
-        """FLOPs per frame, 2 * macs."""
-        return 2 * self.macs
-
-    @property
-    def activations(self) -> int:
-        """Sum over calls of input + output elements, per frame."""
-        return sum(layer.activations for layer in self.layers)
 
     def layer_table(self) -> pd.DataFrame:
         """One row per layer (``ConvLayer.as_dict()``)."""
