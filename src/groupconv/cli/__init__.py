@@ -12,14 +12,15 @@ Each subcommand lives in its own module in this package and defines::
 
 :func:`main` finds those modules, builds the parser and runs the chosen command. Bad
 input raises :class:`~groupconv.errors.GroupConvError`; ``main`` prints it as one line
-(``groupconv: error: ...``) and returns 2, with no traceback. argparse's own usage errors
-also exit with 2.
+(``groupconv: error: ...``) and returns 2, with no traceback. argparse's usage errors
+are one line too and also exit with 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -29,11 +30,18 @@ from ..errors import GroupConvError
 __all__ = ["main", "build_parser"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (plus a pointer to --help), exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every subcommand module of this package registered."""
     from .. import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="groupconv",
         description="Cost, energy and approximability of group convolution.",
     )
@@ -63,3 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("groupconv: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (e.g. `groupconv count ... --json | head`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
