@@ -117,3 +117,14 @@ def test_bad_input_is_a_one_line_error(kwargs, match):
     with pytest.raises(GroupConvError, match=match) as info:
         approximability(SMALL, **kwargs)
     assert "\n" not in str(info.value)
+
+
+def test_sweep_shows_as_a_table_in_notebooks():
+    from groupconv.approx import approximability
+
+    sweep = approximability(
+        in_channels=16, out_channels=16, input_shape=(8,), data_samples=32, weight_samples=2, groups=(2, 4)
+    )
+    html = sweep._repr_html_()
+    assert html.count("<tr") == 1 + 4  # header + (gc, bgc) x (2, 4)
+    assert "rel_E" in html and "bound_iid" in html

@@ -240,6 +240,11 @@ class ApproxSweep:
 
         return pd.DataFrame(self.records())
 
+    def _repr_html_(self) -> str:
+        """Notebook display: the main columns of :meth:`to_frame`, one row per (method, N)."""
+        columns = ["method", "groups", "E", "E_stderr", "rel_E", "expected_rel_E", "bound_iid", "bound_thm"]
+        return self.to_frame()[columns]._repr_html_()
+
     def methods(self) -> list[str]:
         """The method names, in order of first appearance."""
         return list(dict.fromkeys(r.method for r in self.results))
