@@ -7,15 +7,20 @@ import json
 import sys
 from typing import Any
 
-__all__ = ["positive_int_arg", "float_arg", "print_json"]
+__all__ = ["int_arg", "positive_int_arg", "float_arg", "print_json"]
+
+
+def int_arg(text: str) -> int:
+    """argparse type: any integer (the library checks the range and names the value)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
 
 
 def positive_int_arg(text: str) -> int:
     """argparse type: an integer >= 1 (argparse reports the bad value and exits 2)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    value = int_arg(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
     return value

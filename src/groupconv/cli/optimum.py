@@ -4,15 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import float_arg, print_json
-
-
-def _int_arg(text: str) -> int:
-    """argparse type: any integer (the library checks the range and names the value)."""
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+from ._common import float_arg, int_arg, print_json
 
 
 def register(subparsers) -> None:
@@ -24,17 +16,17 @@ def register(subparsers) -> None:
         "activations kept; and the g that minimises the energy proxy M_c (alpha/AI)^beta "
         "(always the largest admissible g: the proxy falls monotonically with g).",
     )
-    parser.add_argument("--in-channels", type=_int_arg, required=True, metavar="M", help="input channels m")
-    parser.add_argument("--out-channels", type=_int_arg, required=True, metavar="N", help="output channels n")
-    parser.add_argument("--kernel", type=_int_arg, required=True, metavar="K", help="kernel side d_k")
-    parser.add_argument("--size", type=_int_arg, required=True, metavar="H", help="feature-map height h")
-    parser.add_argument("--width", type=_int_arg, metavar="W", help="feature-map width w (default: H)")
+    parser.add_argument("--in-channels", type=int_arg, required=True, metavar="M", help="input channels m")
+    parser.add_argument("--out-channels", type=int_arg, required=True, metavar="N", help="output channels n")
+    parser.add_argument("--kernel", type=int_arg, required=True, metavar="K", help="kernel side d_k")
+    parser.add_argument("--size", type=int_arg, required=True, metavar="H", help="feature-map height h")
+    parser.add_argument("--width", type=int_arg, metavar="W", help="feature-map width w (default: H)")
     parser.add_argument("--beta", type=float_arg, required=True, help="beta in (0, 1)")
     parser.add_argument("--gamma", type=float_arg, help="balance constant gamma > 0")
     parser.add_argument("--alpha", type=float_arg, help="alpha in (0, 1] (with --const, instead of --gamma)")
     parser.add_argument("--const", type=float_arg, help="Eq. 1's const > 0: gamma = const * alpha^-beta")
-    parser.add_argument("--batch", type=_int_arg, default=1, metavar="B", help="batch size (default: 1)")
-    parser.add_argument("--groups", type=_int_arg, metavar="G", help="the layer's current number of groups")
+    parser.add_argument("--batch", type=int_arg, default=1, metavar="B", help="batch size (default: 1)")
+    parser.add_argument("--groups", type=int_arg, metavar="G", help="the layer's current number of groups")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=run)
 
