@@ -88,6 +88,7 @@ def test_reference_solver_from_the_cli(capsys):
         ("--data {nan}", "non-finite"),
         ("--data {missing}", "No such file"),
         ("--data {text}", "cannot read"),
+        ("--data {empty}", "cannot read"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(extra, message, capsys, tmp_path):
@@ -95,7 +96,9 @@ def test_bad_input_exits_2_with_one_line(extra, message, capsys, tmp_path):
     np.save(nan, np.full((2, 256, 8), np.nan))
     text = tmp_path / "text.npy"
     text.write_text("not an array")
-    extra = extra.format(nan=nan, missing=tmp_path / "missing.npy", text=text)
+    empty = tmp_path / "empty.npy"
+    empty.write_bytes(b"")
+    extra = extra.format(nan=nan, missing=tmp_path / "missing.npy", text=text, empty=empty)
     code = main(["approx", "--length", "8", *extra.split()])
     err = capsys.readouterr().err
     assert code == 2

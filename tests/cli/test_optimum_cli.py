@@ -46,6 +46,8 @@ def test_json_output_equals_the_library_result(capsys):
         (["--beta", "0.5", "--gamma", "1", "--alpha", "0.5", "--const", "3"], "not both"),
         (["--beta", "0.5", "--gamma", "1", "--groups", "3"], "in_channels=512 is not divisible by groups=3"),
         (["--beta", "0.5", "--gamma", "1", "--batch", "0"], "batch must be a positive integer, got 0"),
+        # Eq. 2's g = 512*512*9*14/1e-300 overflows: the message names gamma, which the user typed
+        (["--beta", "0.5", "--gamma", "1e-300"], "gamma=1e-300 puts the balancing g outside floating-point range"),
     ],
 )
 def test_bad_model_input_is_one_line_and_exit_2(capsys, extra, message):

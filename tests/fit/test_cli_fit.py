@@ -119,6 +119,20 @@ def test_missing_columns_exit_2(tmp_path, capsys):
     assert code == 2 and "groups" in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ("layer,8,8,3,4,4,abc,1,0.1", "runs.csv: line 2: column groups must be a positive integer, got 'abc'"),
+        ("layer,8,8,3,4,4,2,1,-1", "runs.csv: line 2: energy_J must be > 0, got -1.0"),
+    ],
+)
+def test_bad_cells_are_named_once_and_plainly(tmp_path, capsys, row, message):
+    path = tmp_path / "runs.csv"
+    path.write_text(f"workload,in_channels,out_channels,kernel,height,width,groups,batch,energy_J\n{row}\n")
+    code, _, err = run_cli(capsys, "fit", str(path))
+    assert code == 2 and err == f"groupconv: error: {tmp_path / message}\n"
+
+
 def test_argparse_rejects_a_bad_platform_with_exit_2(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["fit", "--paper-table", "e2gc-resnext", "--platform", "V100"])

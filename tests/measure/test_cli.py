@@ -71,6 +71,15 @@ def test_corrupt_runs_file_exits_2_naming_the_line(tmp_path, capsys):
     assert f"{out} line 2: method 'gk' is not one of" in err
 
 
+def test_binary_runs_file_exits_2_naming_the_file(tmp_path, capsys):
+    out = tmp_path / "runs.csv"
+    out.write_bytes(b"\x00\x01\xff\xfe not text")
+    assert main(["measure", "layer", "--in-channels", "8", "--out-channels", "8", "--size", "4",
+                 "--groups", "2", "--method", "gc", "--out", str(out), "--quiet", *QUICK]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"groupconv: error: {out}: not a text CSV file") and err.count("\n") == 1
+
+
 def test_argparse_rejects_unknown_method(capsys):
     with pytest.raises(SystemExit) as info:
         main(["measure", "layer", "--in-channels", "8", "--out-channels", "8", "--size", "4",

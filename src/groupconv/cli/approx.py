@@ -73,7 +73,7 @@ def _load(path: str):
 
     try:
         return np.load(path, allow_pickle=False)
-    except ValueError as exc:
+    except (ValueError, EOFError) as exc:
         raise GroupConvError(f"cannot read {path!r} as a .npy array: {exc}") from None
 
 

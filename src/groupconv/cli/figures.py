@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(subparsers) -> None:
@@ -28,6 +29,6 @@ def run(args: argparse.Namespace) -> int:
         for name in registry():
             print(name)
         return 0
-    for path in make_all(args.out, args.only, progress=True):
+    for path in make_all(args.out, args.only, progress=sys.stderr.isatty()):
         print(path)
     return 0

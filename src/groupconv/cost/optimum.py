@@ -236,6 +236,12 @@ def optimum_g(
 
     g_eq2 = float(num.optimum_groups(m, n, d_k, h, w, beta, gamma_, batch))
     g_full = float(balance_groups_full(m, n, d_k, h, w, beta, gamma_, batch))
+    for g in (g_eq2, g_full):
+        if not (math.isfinite(g) and g > 0):
+            raise GroupConvError(
+                f"gamma={gamma_!r} puts the balancing g outside floating-point range (g = {g}); "
+                "choose a gamma closer to the layer's M_c^(1-beta) A^beta"
+            )
     g_admissible = nearest_admissible_groups(g_eq2, m, n)
     return OptimumG(
         in_channels=m,

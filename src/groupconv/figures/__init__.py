@@ -44,6 +44,11 @@ def make_all(
     for name in chosen:
         if name not in known:
             raise GroupConvError(f"unknown figure {name!r}; choose one of {', '.join(known)}")
+    # A bad output folder is reported before any figure is drawn.
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise GroupConvError(f"output folder {str(out)!r} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
     if progress:
         from tqdm.auto import tqdm
 

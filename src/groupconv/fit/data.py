@@ -524,7 +524,7 @@ def load_runs(
     if nonpositive.any():
         i = np.flatnonzero(nonpositive.to_numpy())[0]
         raise GroupConvError(
-            f"{path}: line {frame['_line'].iloc[i]}: energy_J must be > 0, got {frame['energy_J'].iloc[i]!r}"
+            f"{path}: line {frame['_line'].iloc[i]}: energy_J must be > 0, got {float(frame['energy_J'].iloc[i])!r}"
         )
 
     kind = frame["workload"].astype(str) if "workload" in frame else pd.Series("layer", index=frame.index)
@@ -573,7 +573,9 @@ def load_runs(
                      "variant": variant, "group": group, "line": line}
                 )
         except GroupConvError as exc:
-            raise GroupConvError(f"{path}: line {line}: {exc}") from None
+            prefix = f"{path}: line {line}: "
+            message = str(exc)
+            raise GroupConvError(message if message.startswith(prefix) else prefix + message) from None
     if not workloads:
         reason = "; ".join(notes) if notes else "no rows"
         raise GroupConvError(f"{path}: no usable rows with energy_J ({reason})")

@@ -235,12 +235,20 @@ def _parse_lines(path: Path, text: str) -> tuple[list[str], list[dict[str, str]]
     return header, rows
 
 
+def _read_text(path: Path) -> str:
+    """The file's text; a file that is not UTF-8 text is the user's error."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise GroupConvError(f"{path}: not a text CSV file ({exc.reason} at byte {exc.start})") from None
+
+
 def read_rows(path: str | os.PathLike[str]) -> list[dict[str, str]]:
     """The validated rows of a runs CSV as dicts of the strings in the file."""
     path = Path(path)
     if not path.is_file():
         raise GroupConvError(f"runs file {str(path)!r} does not exist")
-    return _parse_lines(path, path.read_text(encoding="utf-8"))[1]
+    return _parse_lines(path, _read_text(path))[1]
 
 
 def read_runs(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -263,7 +271,7 @@ def read_runs(path: str | os.PathLike[str]) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise GroupConvError(f"runs file {str(path)!r} does not exist")
-    header, rows = _parse_lines(path, path.read_text(encoding="utf-8"))
+    header, rows = _parse_lines(path, _read_text(path))
     frame = pd.DataFrame(rows, columns=header, dtype=object)
     for column in COLUMNS:
         values = [None if text == "" else text for text in frame[column.name]]
@@ -309,7 +317,7 @@ class RunWriter:
         self._header_len = len(COLUMN_NAMES)
 
     def _load_existing(self) -> None:
-        text = self.path.read_text(encoding="utf-8")
+        text = _read_text(self.path)
         if not text.endswith("\n"):
             cut = text.rfind("\n") + 1
             if cut == 0:
