@@ -118,3 +118,12 @@ def test_progress_bar_goes_to_stderr_and_keeps_json_clean(capsys):
     captured = capsys.readouterr()
     assert len(json.loads(captured.out)) == 4
     assert "approx" in captured.err and "structure" in captured.err  # tqdm's description and unit
+
+
+def test_errors_flag_without_json_is_an_error(capsys):
+    from groupconv.cli import main
+
+    code = main(["approx", "--in-channels", "8", "--out-channels", "8", "--groups", "2", "--errors"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--errors applies to the --json output only" in err

@@ -26,3 +26,11 @@ def test_figures_are_written_and_listed(tmp_path, capsys):
     printed = capsys.readouterr().out.split()
     assert sorted(printed) == sorted(str(tmp_path / "new" / "figs" / f"e2gc_fig3.{ext}") for ext in ("png", "svg"))
     assert all((tmp_path / "new" / "figs" / f"e2gc_fig3.{ext}").stat().st_size > 1000 for ext in ("png", "svg"))
+
+
+def test_empty_output_folder_is_an_error(capsys):
+    from groupconv.cli import main
+
+    assert main(["figures", "--out", "", "--only", "e2gc_fig3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "output folder must be a path, got ''" in err

@@ -81,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
     from ..approx.data import as_kernel
     from ..approx.measure import ApproxConfig, approximability
 
+    if args.errors and not args.json:
+        raise GroupConvError("--errors applies to the --json output only")
     kernel = as_kernel(tuple(args.kernel))
     data = _load(args.data) if args.data else None
     two_d = args.size is not None or (data is not None and data.ndim == 4)

@@ -45,6 +45,8 @@ def make_all(
         if name not in known:
             raise GroupConvError(f"unknown figure {name!r}; choose one of {', '.join(known)}")
     # A bad output folder is reported before any figure is drawn.
+    if not str(out_dir).strip():
+        raise GroupConvError(f"output folder must be a path, got {str(out_dir)!r}")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise GroupConvError(f"output folder {str(out)!r} exists and is not a folder")
