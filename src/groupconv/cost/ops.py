@@ -244,6 +244,17 @@ def _encoder_layer_fwd(args, outs) -> int:
     return lead * s * (4 * e * e + 2 * s * e + 2 * e * ffn)
 
 
+def _mkldnn_rnn_layer(args, outs) -> int:
+    # mkldnn_rnn_layer(input, w_ih, w_hh, b_ih, b_hh, hx, cx, reverse, batch_sizes,
+    # mode, hidden_size, num_layers, has_biases, bidirectional, batch_first, train):
+    # one layer and direction of an LSTM/GRU/RNN on CPU. Every time step of every
+    # sequence multiplies its input by w_ih (gates*H x in) and the hidden state by
+    # w_hh (gates*H x H).
+    x, w_ih, w_hh = args[0].shape, args[1].shape, args[2].shape
+    steps = math.prod(x[:-1])
+    return steps * (math.prod(w_ih) + math.prod(w_hh))
+
+
 #: packet name -> (op class, formula(args, outs) -> MACs of the call).
 MAC_FORMULAS: dict[str, tuple[str, Callable]] = {
     "aten.convolution": ("conv", _conv),
@@ -288,6 +299,7 @@ MAC_FORMULAS: dict[str, tuple[str, Callable]] = {
     "aten._scaled_dot_product_cudnn_attention_backward": ("attention", _sdpa_backward),
     "aten._native_multi_head_attention": ("attention", _native_mha),
     "aten._transformer_encoder_layer_fwd": ("attention", _encoder_layer_fwd),
+    "aten.mkldnn_rnn_layer": ("rnn", _mkldnn_rnn_layer),
 }
 
 #: Ops that move nothing: they return a view of their input's storage.
@@ -314,7 +326,8 @@ FREE_OPS = frozenset(
         "is_non_overlapping_and_dense", "storage_offset", "is_same_size", "_local_scalar_dense",
         "_has_compatible_shallow_copy_type", "empty", "empty_like", "empty_strided",
         "new_empty", "new_empty_strided", "_assert_async", "_assert_tensor_metadata",
-        "record_stream", "_version", "_nested_tensor_size",
+        "record_stream", "_version", "_nested_tensor_size", "_linalg_check_errors",
+        "_functional_assert_async", "_print", "set_grad_enabled",
     )
 )
 
@@ -395,9 +408,12 @@ _COPY = (
     "_embedding_bag", "embedding_bag", "_euclidean_dist", "_cdist_forward", "resize_as_",
     "exponential_", "random_", "geometric_", "cauchy_", "log_normal_",
 )
+_ACTIVATION += ("_thnn_fused_lstm_cell", "_thnn_fused_gru_cell")  # gates from precomputed matmuls
 _CAT = ("cat", "_cat", "stack", "hstack", "vstack", "concat", "concatenate", "split_copy", "_foreach_copy")
 _EMBEDDING = ("embedding", "_embedding_bag_forward_only")
-_RNN = ("lstm", "gru", "rnn_tanh", "rnn_relu", "mkldnn_rnn_layer", "_thnn_fused_lstm_cell", "_thnn_fused_gru_cell")
+# whole-sequence RNN ops with no formula here: they decompose into addmm + gates when
+# they can, else they are unsupported
+_RNN = ("lstm", "gru", "rnn_tanh", "rnn_relu", "_cudnn_rnn", "miopen_rnn")
 
 #: packet name -> op class, for ops known to multiply-accumulate nothing.
 MAC_FREE_OPS: dict[str, str] = {}

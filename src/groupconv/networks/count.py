@@ -47,12 +47,14 @@ from ..errors import GroupConvError
 
 __all__ = ["ModelCount", "OpCount", "count_module"]
 
-_MAC_CLASSES = frozenset(("conv", "conv_transpose", "matmul", "attention"))
+_MAC_CLASSES = frozenset(("conv", "conv_transpose", "matmul", "attention", "rnn"))
+# argument positions of the bias (added, not multiplied) in the MAC ops that take one
 _BIAS_POSITION = {
-    "aten.convolution": 2, "aten._convolution": 2, "aten.convolution_overrideable": 2,
-    "aten.mkldnn_convolution": 2, "aten._slow_conv2d_forward": 3,
-    "aten.addmm": 0, "aten._addmm_activation": 0, "aten.baddbmm": 0, "aten.addbmm": 0,
-    "aten.addmv": 0,
+    "aten.convolution": (2,), "aten._convolution": (2,), "aten.convolution_overrideable": (2,),
+    "aten.mkldnn_convolution": (2,), "aten._slow_conv2d_forward": (3,),
+    "aten.addmm": (0,), "aten._addmm_activation": (0,), "aten.baddbmm": (0,), "aten.addbmm": (0,),
+    "aten.addmv": (0,), "aten.mkldnn_rnn_layer": (3, 4), "aten._native_multi_head_attention": (6, 8),
+    "aten._transformer_encoder_layer_fwd": (4, 6, 15, 17),
 }
 _CONV_PACKETS = frozenset(p for p, (c, _) in cost_ops.MAC_FORMULAS.items() if c in ("conv", "conv_transpose"))
 
@@ -380,18 +382,21 @@ def count_module(model, inputs, *, kwargs=None, batch=None, device="meta", backw
     biases: dict[int, object] = {}
     for raw in trace.ops:
         if raw.cost.op_class in _MAC_CLASSES and raw.param_args:
-            bias_at = _BIAS_POSITION.get(raw.packet, -1)
+            bias_at = _BIAS_POSITION.get(raw.packet, ())
             for pos, p in raw.param_args:
-                (biases if pos == bias_at else weights)[id(p)] = p
-    owners = {}
+                (biases if pos in bias_at else weights)[id(p)] = p
+    # a bias added by a separate op (Linear on 3-D input, GRU's b_hn): a parameter with
+    # "bias" in its name, owned by a module that owns a counted weight
+    owned: dict[int, list] = {}
+    owner_of: dict[int, int] = {}
     for mod in model.modules():
         for pname, p in mod.named_parameters(recurse=False):
-            owners.setdefault(id(p), (mod, pname))
-    for p in list(weights.values()):
-        mod, _ = owners.get(id(p), (None, None))
-        bias = getattr(mod, "bias", None) if mod is not None else None
-        if bias is not None and id(bias) in owners and id(bias) not in weights:
-            biases[id(bias)] = bias
+            owner_of.setdefault(id(p), id(mod))
+            owned.setdefault(id(mod), []).append((pname, p))
+    for mod_id in {owner_of.get(i) for i in weights}:
+        for pname, p in owned.get(mod_id, ()):
+            if "bias" in pname and id(p) not in weights:
+                biases[id(p)] = p
 
     root = type(model).__name__.lower()
     seen: Counter = Counter()
@@ -475,7 +480,7 @@ def _layer_of(raw, name: str, batch: int):
             kernel = (math.prod(kernel[:-1]), kernel[-1])
             in_sp = (math.prod(in_sp[:-1]), in_sp[-1])
             out_sp = (math.prod(out_sp[:-1]), out_sp[-1])
-        bias_at = _BIAS_POSITION.get(raw.packet, -1)
+        bias_at = _BIAS_POSITION.get(raw.packet, (-1,))[0]
         has_bias = 0 <= bias_at < len(raw.args) and isinstance(raw.args[bias_at], cost_ops.TensorSpec)
         stride = _stride_of(raw, dims)
         if transposed:  # its adjoint conv: C_out -> C_in from the output map to the input map
