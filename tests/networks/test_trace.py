@@ -233,11 +233,15 @@ def test_bytes_of_conv_bn_relu_by_hand():
     count = count_module(model, (1, 3, 8, 8))
     x, w, y = 3 * 64, 8 * 27, 8 * 64  # input, weights, each activation map
     conv = (x + w) + y
-    bn = (y + 4 * 8) + y + 2 * 8  # reads y, weight, bias, running mean and var; writes out (+ the meta
-    #                              kernel's saved mean and invstd, 8 each)
+    bn = (y + 4 * 8) + y  # reads y, weight, bias, running mean and var; writes its output
     relu = y + y
     assert count.bytes == 4 * (conv + bn + relu)
     assert count.bytes_read == 4 * (x + w + y + 32 + y)
+    assert count_module(model, torch.randn(1, 3, 8, 8), device=None).bytes == count.bytes  # real CPU kernels
+    # training: batch norm also writes its batch mean and invstd (8 each) and the running
+    # mean and variance it updates in place (8 each); num_batches_tracked += 1 reads and
+    # writes one int64 (8 bytes each)
+    assert count_module(model, (1, 3, 8, 8), training=True).bytes == 4 * (conv + bn + 4 * 8 + relu) + 16
 
 
 def test_bytes_of_linear_and_views_by_hand():
@@ -303,6 +307,39 @@ def test_forward_called_directly_and_keywords_are_counted():
     assert count.macs == 6 * 4 and count.params == 24 and count.bias_params == 4
     assert count.uncalled_modules == ("inner",)  # its hooks never fired; its ops are under the caller
     assert {o.module for o in count.ops} == {""}
+
+
+class Distances(nn.Module):
+    def forward(self, a, b):
+        return torch.cdist(a, b) + torch.cdist(a, b, p=1)
+
+
+class TBC(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w, self.b = nn.Parameter(torch.randn(3, 4, 6)), nn.Parameter(torch.randn(6))
+
+    def forward(self, x):
+        return torch.conv_tbc(x, self.w, self.b)
+
+
+@pytest.mark.parametrize(
+    "model,inputs,batch,expected",
+    [
+        # nn.Bilinear(4, 5, 6) on 3 rows: out_o = sum_ij x1_i W_oij x2_j, 6 * 4 * 5 terms per row
+        (nn.Bilinear(4, 5, 6), [(3, 4), (3, 5)], None, 6 * 4 * 5),
+        # two cdists of 30 x 40 rows with 8 features, per item: 2 * 30 * 40 * 8
+        (Distances(), [(2, 30, 8), (2, 40, 8)], None, 2 * 30 * 40 * 8),
+        # conv_tbc on (T=10, B=2, C=4), batch declared (it is dim 1): k 3, no padding ->
+        # 8 steps, 4 -> 6 channels: 8 * 6 * 4 * 3 per item
+        (TBC(), (10, 2, 4), 2, 8 * 6 * 4 * 3),
+    ],
+)
+def test_other_multiply_accumulate_ops(model, inputs, batch, expected):
+    """Ops FlopCounterMode counts as 0 (bilinear, cdist, conv_tbc) have formulas here."""
+    count = count_module(model, inputs, batch=batch)
+    assert count.unsupported == {}
+    assert count.macs == expected
 
 
 def test_unsupported_ops_are_listed_with_their_counts():

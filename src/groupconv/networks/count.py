@@ -58,7 +58,10 @@ _BIAS_POSITION = {
 }
 # parameters a fused MAC op takes that it does not multiply (the fused layer norms)
 _NOT_MULTIPLIED = {"aten._transformer_encoder_layer_fwd": (10, 11, 12, 13)}
-_CONV_PACKETS = frozenset(p for p, (c, _) in cost_ops.MAC_FORMULAS.items() if c in ("conv", "conv_transpose"))
+# convs with torch's (N, C, *spatial) input and (C_out, C_in / g, *k) weight layout
+_CONV_PACKETS = frozenset(
+    p for p, (c, _) in cost_ops.MAC_FORMULAS.items() if c in ("conv", "conv_transpose") and p != "aten.conv_tbc"
+)
 
 
 def _per_frame(total: int, batch: int):
