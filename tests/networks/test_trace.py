@@ -409,3 +409,22 @@ def test_sdpa_cuda_backends_count_the_matmul_form(backend):
     with sdpa_kernel(getattr(SDPBackend, backend)):
         count = count_module(SDPA(), (q, k, v), device=None)
     assert count.macs == 4 * 64 * 64 * (32 + 32) and count.unsupported == {}
+
+
+def test_a_broadcast_weight_is_read_once():
+    """F.linear on a non-contiguous 3-D input runs bmm on the weight expanded over the batch
+    (stride 0): the weight is read once, not once per batch row."""
+
+    class Transposed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(6, 5, bias=False)
+
+        def forward(self, x):
+            return self.fc(x.transpose(0, 1))  # (3, 2, 6): not contiguous
+
+    count = count_module(Transposed(), (2, 3, 6))
+    mms = [o for o in count.ops if o.macs]
+    assert count.macs * 2 == 3 * 2 * 6 * 5
+    assert sum(o.bytes_read for o in mms) == 4 * (2 * 3 * 6 + 6 * 5)  # x once and W once
+    assert count.params == 30

@@ -62,10 +62,17 @@ OP_CLASSES = (
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """A tensor as the formulas see it: shape and bytes per element (no data)."""
+    """A tensor as the formulas see it: shape and bytes per element (no data).
+
+    ``stored`` is the number of distinct elements in memory when it is smaller than the
+    shape says (a broadcast view made by ``expand`` has stride 0 along the broadcast
+    dimensions: ``F.linear`` on a 3-D input hands ``bmm`` its weight expanded over the
+    batch, which is read once, not once per batch item).
+    """
 
     shape: tuple[int, ...]
     itemsize: int = 4
+    stored: int | None = None
 
     @property
     def numel(self) -> int:
@@ -73,7 +80,8 @@ class TensorSpec:
 
     @property
     def nbytes(self) -> int:
-        return self.numel * self.itemsize
+        """Bytes in memory: distinct elements times bytes per element."""
+        return (self.numel if self.stored is None else self.stored) * self.itemsize
 
 
 @dataclass(frozen=True)

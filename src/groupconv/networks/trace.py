@@ -88,12 +88,21 @@ def _make_recorder(names: dict, params: dict):
 
     Tensor = torch.Tensor
     Spec = cost_ops.TensorSpec
+    strided = torch.strided
     skip = _skip_ops()
     info: dict = {}  # func -> (op name, packet, known)
     graph_task_id = torch._C._current_graph_task_id
 
     def spec(t) -> cost_ops.TensorSpec:
-        return Spec(tuple(t.shape), t.element_size())
+        shape = tuple(t.shape)
+        stride = t.stride() if t.layout == strided else ()
+        if 0 in stride:  # a broadcast (expanded) view: only the distinct elements are read
+            stored = 1
+            for size, step in zip(shape, stride):
+                if step:
+                    stored *= size
+            return Spec(shape, t.element_size(), stored)
+        return Spec(shape, t.element_size())
 
     def param_of(t):
         """The model parameter ``t`` is, or is a view of (``W.t()`` in ``F.linear``)."""
