@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
@@ -226,6 +228,35 @@ def test_flop_counter_agrees_on_the_catalogue(arch, variant, group):
     assert count_module(module, input_shape(2)).macs * 2 == _flop_counter_macs(module, input_shape(2), {})
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    dims=st.integers(1, 3), groups=st.integers(1, 3), cin=st.integers(1, 2), cout=st.integers(1, 2),
+    k=st.integers(1, 3), stride=st.integers(1, 3), size=st.integers(1, 5), batch=st.integers(1, 2),
+    transposed=st.booleans(), data=st.data(),
+)
+def test_random_convs_of_any_rank(dims, groups, cin, cout, k, stride, size, batch, transposed, data):
+    """Conv1/2/3d and ConvTranspose1/2/3d, grouped and strided: hand formula == FlopCounterMode / 2."""
+    m, n = groups * cin, groups * cout
+    if transposed:
+        output_padding = data.draw(st.integers(0, stride - 1))
+        cls = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)[dims - 1]
+        conv = cls(m, n, k, stride=stride, groups=groups, output_padding=output_padding, device="meta")
+        expected = m * size**dims * cout * k**dims  # each input point scatters (n / g) k^d weights
+    else:
+        if size < k:
+            return
+        cls = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[dims - 1]
+        conv = cls(m, n, k, stride=stride, groups=groups, device="meta")
+        out = (size - k) // stride + 1
+        expected = n * out**dims * cin * k**dims  # each output point: (m / g) k^d terms
+    shape = (batch, m, *([size] * dims))
+    count = count_module(conv, shape)
+    assert count.macs == expected
+    assert count.macs * batch == _flop_counter_macs(conv, shape, {})
+    assert count.layers[0].macs * count.layers[0].batch == count.macs * batch
+    assert count.params == conv.weight.numel()
+
+
 # --- bytes ----------------------------------------------------------------------------
 def test_bytes_of_conv_bn_relu_by_hand():
     """Sum of input and output tensor sizes, op by op, float32 (4 bytes)."""
@@ -290,6 +321,16 @@ def test_tied_weights_are_counted_once():
     assert count.params == 50 * 8 and count.other_params == 0  # the one weight is the head's
     assert count.macs == 7 * 8 * 50  # the head on 7 tokens; the embedding is a gather
     assert count.batch == 2
+
+
+def test_parameters_sharing_one_storage_are_counted_once():
+    first = nn.Linear(4, 4, bias=False)
+    second = nn.Linear(4, 4, bias=False)
+    second.weight = nn.Parameter(first.weight.data)  # another Parameter object, the same memory
+    model = nn.Sequential(first, second)
+    assert sum(p.numel() for p in model.parameters()) == 32  # torch counts it twice
+    count = count_module(model, (1, 4))
+    assert count.total_params == count.params == 16 and count.macs == 2 * 16
 
 
 def test_token_ids_and_keyword_mask():

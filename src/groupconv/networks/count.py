@@ -435,21 +435,32 @@ def count_module(model, inputs, *, kwargs=None, batch=None, device="meta", backw
         name for name, m in model.named_modules()
         if id(m) not in trace.called and name and not isinstance(m, containers)
     )
-    module_params = {}
-    for name, m in model.named_modules():
-        module_params[name] = sum(p.numel() for p in m.parameters())
+    module_params = {name: _numel_once(m.parameters()) for name, m in model.named_modules()}
     return ModelCount(
         ops=tuple(ops),
         batch=batch,
         input_shapes=trace.input_shapes,
-        params=sum(p.numel() for p in weights.values()),
-        bias_params=sum(p.numel() for p in biases.values()),
-        total_params=sum(p.numel() for p in unique),
+        params=_numel_once(weights.values()),
+        bias_params=_numel_once(biases.values()),
+        total_params=_numel_once(unique),
         layers=tuple(layers),
         unsupported=dict(unsupported),
         uncalled_modules=uncalled,
         module_params=module_params,
     )
+
+
+def _numel_once(params) -> int:
+    """Elements of ``params``, each tensor once: by identity, and on a real device also by
+    memory (two Parameter objects over one storage, e.g. ``nn.Parameter(other.data)``)."""
+    seen: set = set()
+    total = 0
+    for p in params:
+        key = id(p) if p.device.type == "meta" else (p.device, p.data_ptr(), tuple(p.shape), p.stride())
+        if key not in seen:
+            seen.add(key)
+            total += p.numel()
+    return total
 
 
 def _conv_groups(raw) -> int:
