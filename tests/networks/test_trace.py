@@ -431,6 +431,16 @@ def test_the_model_is_not_modified():
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
+def test_a_real_run_leaves_no_gradients_or_running_stats_behind():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 36, 2))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    count = count_module(model, torch.randn(2, 3, 8, 8), device=None, backward=True)
+    assert any(o.phase == "backward" for o in count.ops)
+    assert all(p.grad is None for p in model.parameters())
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
 def test_a_shape_that_does_not_fit_is_one_line():
     with pytest.raises(GroupConvError) as info:
         count_module(nn.Conv2d(3, 4, 3), (1, 5, 8, 8))

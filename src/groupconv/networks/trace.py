@@ -72,6 +72,7 @@ def _skip_ops():
 
 
 _DTYPE_NAMES: dict = {}
+_OP_INFO: dict = {}
 
 
 def _dtype_name(dtype) -> str:
@@ -90,7 +91,7 @@ def _make_recorder(names: dict, params: dict):
     Spec = cost_ops.TensorSpec
     strided = torch.strided
     skip = _skip_ops()
-    info: dict = {}  # func -> (op name, packet, known)
+    info = _OP_INFO  # func -> (op name, packet, known), shared across runs
     graph_task_id = torch._C._current_graph_task_id
 
     def spec(t) -> cost_ops.TensorSpec:
@@ -322,8 +323,8 @@ def trace_model(model, inputs, *, kwargs=None, device="meta", backward=False, tr
     swap = first is not None and first.device != target
     substitutes: dict[str, Any] = {}
     params: dict[int, Any] = {}
+    made: dict[int, Any] = {}
     if swap:
-        made: dict[int, Any] = {}
         for name, p in model.named_parameters(remove_duplicate=False):
             if id(p) not in made:
                 made[id(p)] = torch.empty_like(p, device=target).requires_grad_(p.requires_grad and backward)
@@ -333,6 +334,10 @@ def trace_model(model, inputs, *, kwargs=None, device="meta", backward=False, tr
             substitutes[name] = torch.zeros_like(b, device=target) if target.type != "meta" else torch.empty_like(b, device=target)
     else:
         params = {id(p): p for p in unique}
+    # a run on the model's own tensors must not leave training side effects behind
+    saved_buffers = (
+        {name: b.detach().clone() for name, b in model.named_buffers()} if not swap and training else {}
+    )
 
     Recorder = _make_recorder(names, params)
     recorder = Recorder()
@@ -354,8 +359,13 @@ def trace_model(model, inputs, *, kwargs=None, device="meta", backward=False, tr
                 if not outs:
                     raise GroupConvError("backward=True but no output of the model requires grad")
                 grads = [torch.ones_like(o) for o in outs]
+                leaves = [t for t in (made.values() if swap else unique) if t.requires_grad]
+                leaves += [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
+                if not leaves:
+                    raise GroupConvError("backward=True but no parameter or input of the model requires grad")
                 recorder.recording = True
-                torch.autograd.backward(outs, grads)
+                # autograd.grad, not backward: nothing accumulates into the model's .grad
+                torch.autograd.grad(outs, leaves, grads, allow_unused=True)
     except GroupConvError:
         raise
     except (RuntimeError, ValueError, TypeError, IndexError, AssertionError, NotImplementedError, KeyError, AttributeError) as exc:
@@ -371,6 +381,11 @@ def trace_model(model, inputs, *, kwargs=None, device="meta", backward=False, tr
             h.remove()
         for m, flag in modes.items():
             m.training = flag
+        if saved_buffers:
+            with torch.no_grad():
+                for name, b in model.named_buffers():
+                    if name in saved_buffers:
+                        b.copy_(saved_buffers[name])
     trace = Trace(recorder.ops, recorder.called, _shapes_of(args))
     return trace, unique
 
