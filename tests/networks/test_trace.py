@@ -420,6 +420,15 @@ def test_backward_is_tagged():
     assert forward == 3 * (4 * 8 + 8 * 2)
     # grad of weights for both layers, grad of the input of the second only (x needs none)
     assert backward == 3 * (4 * 8 + 8 * 2) + 3 * 8 * 2
+    assert all(o.layer is None for o in count.ops if o.phase == "backward")
+
+
+def test_grouped_conv_backward_keeps_its_groups():
+    conv = nn.Conv2d(8, 8, 3, padding=1, groups=4)
+    count = count_module(conv, (1, 8, 5, 5), backward=True)
+    (bw,) = [o for o in count.ops if o.op == "aten.convolution_backward.default"]
+    # grad of the weight only (the input needs none): one forward conv, 8 * 25 * 2 * 9
+    assert bw.groups == 4 and bw.macs == 8 * 25 * 2 * 9
 
 
 def test_the_model_is_not_modified():

@@ -177,7 +177,11 @@ class ModelCount:
 
     @property
     def macs(self):
-        """Multiply-accumulates per frame (every recorded op, divided by ``batch``)."""
+        """Multiply-accumulates per frame (every recorded op, divided by ``batch``).
+
+        An int when ``batch`` divides the total (always for models that treat the items
+        of a batch alike), else a float. The same holds for the other per-frame totals.
+        """
         return _per_frame(sum(o.macs for o in self.ops), self.batch)
 
     @property
@@ -418,6 +422,8 @@ def count_module(model, inputs, *, kwargs=None, batch=None, device="meta", backw
             layer, groups = _layer_of(raw, name, batch)
             if layer is not None:
                 layers.append(layer)
+        elif raw.packet == "aten.convolution_backward":
+            groups = int(raw.args[9])
         elif raw.packet in _CONV_PACKETS:
             groups = _conv_groups(raw)
         if not raw.cost.known:
@@ -527,10 +533,9 @@ def _layer_of(raw, name: str, batch: int):
 
 
 def _matmul_operands(raw):
-    p = raw.packet
-    specs = [a for a in raw.args if isinstance(a, cost_ops.TensorSpec)]
-    if p in ("aten.mm", "aten.bmm", "aten._int_mm", "aten._scaled_mm") and len(specs) >= 2:
+    """(A, B, has_bias) of a matrix product whose operands are (M, K) x (K, N) or batched."""
+    if raw.packet in ("aten.mm", "aten.bmm", "aten._int_mm", "aten._scaled_mm"):
         return raw.args[0], raw.args[1], False
-    if p in ("aten.addmm", "aten._addmm_activation", "aten.baddbmm") and len(raw.args) >= 3:
+    if raw.packet in ("aten.addmm", "aten._addmm_activation", "aten.baddbmm"):
         return raw.args[1], raw.args[2], True
     return None, None, False
