@@ -123,6 +123,7 @@ def _make_recorder(names: dict, params: dict):
             self.stack: list[str] = []  # forward module stack (qualified names)
             self.bw_stack: list[str] = []
             self.called: set[int] = set()
+            self.handles: list = []  # multi-grad hooks for backward attribution
             self.recording = True
 
         # module attribution (the ModuleTracker technique, as a stack)
@@ -341,7 +342,6 @@ def trace_model(model, inputs, *, kwargs=None, device="meta", backward=False, tr
 
     Recorder = _make_recorder(names, params)
     recorder = Recorder()
-    recorder.handles = []
     modes = {m: m.training for m in model.modules()}
     pre = register_module_forward_pre_hook(recorder.pre_hook)
     post = register_module_forward_hook(recorder.post_hook)
