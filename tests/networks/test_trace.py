@@ -450,6 +450,17 @@ def test_a_real_run_leaves_no_gradients_or_running_stats_behind():
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
+def test_data_dependent_models_are_pointed_to_a_real_device():
+    class DataDependent(nn.Module):
+        def forward(self, x):
+            return x[: int(x.sum().item()) % 2 + 1]
+
+    with pytest.raises(GroupConvError, match="device=None") as info:
+        count_module(DataDependent(), (3, 4))
+    assert "\n" not in str(info.value)
+    assert count_module(DataDependent(), torch.ones(3, 4), device=None).macs == 0
+
+
 def test_a_shape_that_does_not_fit_is_one_line():
     with pytest.raises(GroupConvError) as info:
         count_module(nn.Conv2d(3, 4, 3), (1, 5, 8, 8))

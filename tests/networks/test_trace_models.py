@@ -202,3 +202,42 @@ def test_tsm_declared_clips():
     model = TSM()
     per_frame = count_module(model, (8, 8, 6, 6)).macs
     assert count_module(model, (8, 8, 6, 6), batch=2).macs == 4 * per_frame == 4 * 8 * 8 * 9 * 36
+
+
+class ViT(nn.Module):
+    """ViT-B/16 from torch's own encoder layer (pre-norm, GELU), as torchvision's vit_b_16."""
+
+    def __init__(self, dim=768, depth=12, heads=12, mlp=3072, patch=16, size=224, classes=1000):
+        super().__init__()
+        self.patch = nn.Conv2d(3, dim, patch, stride=patch)
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos = nn.Parameter(torch.zeros(1, (size // patch) ** 2 + 1, dim))
+        layer = nn.TransformerEncoderLayer(dim, heads, mlp, dropout=0.0, activation="gelu", batch_first=True, norm_first=True)
+        self.enc = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x):
+        x = self.patch(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], 1) + self.pos
+        return self.head(self.norm(self.enc(x))[:, 0])
+
+
+def test_vit_b16_by_hand():
+    """The issue's ViT-B/16: 17.56 G MACs (the hook counter saw 11.27 G), 86,567,656 parameters."""
+    with torch.device("meta"):
+        model = ViT()
+    count = count_module(model, (2, 3, 224, 224))
+    tokens, dim, heads, mlp = 197, 768, 12, 3072
+    patch = dim * 3 * 16 * 16 * 196
+    per_layer = (
+        tokens * dim * 3 * dim  # q, k, v projections
+        + 2 * heads * tokens * tokens * (dim // heads)  # Q K^T and P V
+        + tokens * dim * dim  # output projection
+        + 2 * tokens * dim * mlp  # MLP
+    )
+    assert count.macs == patch + 12 * per_layer + dim * 1000 == 17_563_828_224
+    assert count.total_params == 86_567_656  # torchvision's vit_b_16
+    assert count.unsupported == {}
+    # weights of the patch conv, 12 x (in-proj, out-proj, 2 MLP) and the head
+    assert count.params == dim * 3 * 16 * 16 + 12 * (3 * dim * dim + dim * dim + 2 * dim * mlp) + dim * 1000

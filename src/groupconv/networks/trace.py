@@ -373,6 +373,8 @@ def trace_model(model, inputs, *, kwargs=None, device="meta", backward=False, tr
         reason = text.splitlines()[0] if text else type(exc).__name__
         shapes = _shapes_of(args)
         shown = shapes[0] if len(shapes) == 1 else list(shapes)
+        if target.type == "meta" and "meta" in reason.lower():
+            reason += " (the model needs real data: count it on a real device, device=None / --device cpu)"
         raise GroupConvError(f"input shape {shown} does not fit the model: {reason}") from None
     finally:
         pre.remove()
