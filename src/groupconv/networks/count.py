@@ -481,7 +481,7 @@ def _is_transposed(raw) -> bool:
     return raw.packet in ("aten.convolution", "aten._convolution", "aten.convolution_overrideable") and bool(raw.args[6])
 
 
-def _stride_of(raw, dims: int) -> int:
+def _stride_of(raw) -> int:
     stride = raw.args[3] if raw.packet in ("aten.convolution", "aten._convolution", "aten.convolution_overrideable") else None
     if isinstance(stride, (list, tuple)) and stride and all(s == stride[0] for s in stride):
         return int(stride[0])
@@ -506,7 +506,7 @@ def _layer_of(raw, name: str, batch: int):
             out_sp = (math.prod(out_sp[:-1]), out_sp[-1])
         bias_at = _BIAS_POSITION.get(raw.packet, (-1,))[0]
         has_bias = 0 <= bias_at < len(raw.args) and isinstance(raw.args[bias_at], cost_ops.TensorSpec)
-        stride = _stride_of(raw, dims)
+        stride = _stride_of(raw)
         if transposed:  # its adjoint conv: C_out -> C_in from the output map to the input map
             c_in, c_out, src, dst = out[1], x[1], out_sp, in_sp
         else:
