@@ -29,6 +29,13 @@ from ..errors import GroupConvError
 
 __all__ = ["main", "build_parser"]
 
+#: Optional top-level modules and the install command that brings each.
+_EXTRAS = {
+    "torch": 'pip install -e ".[torch]"',
+    "zeus": 'pip install -e ".[energy]"',
+    "pynvml": 'pip install -e ".[energy]"',
+}
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (plus a pointer to --help), exit code 2."""
@@ -68,8 +75,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
         print(f"groupconv: error: {exc.strerror}: {exc.filename}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("groupconv: interrupted", file=sys.stderr)
+    except ModuleNotFoundError as exc:
+        # torch and zeus are imported lazily, inside the commands that need them: a
+        # figures-only install that runs such a command lands here, once for all of them
+        top = (exc.name or "").split(".")[0]
+        if top not in _EXTRAS:
+            raise
+        print(
+            f"groupconv: error: 'groupconv {args.command}' needs {top}, which is not installed; "
+            f"run: {_EXTRAS[top]}",
+            file=sys.stderr,
+        )
+        return 2
+    except KeyboardInterrupt as exc:
+        # a measurement campaign says how many rows it kept (see measure.campaign)
+        detail = f": {exc}" if str(exc) else ""
+        print(f"groupconv: interrupted{detail}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # the reader went away (e.g. `groupconv count ... --json | head`): stop quietly
