@@ -46,7 +46,6 @@ def test_measure_layer_small_call(tmp_path, capsys):
         (["--groups", "2", "--energy", "nvidia-smi-log"], "needs --power-log"),
         (["--groups", "2", "--power-log", "p.csv"], "need --energy nvidia-smi-log"),
         (["--groups", "2", "--device", "tpu"], "device must be 'cpu', 'cuda' or 'cuda:N', got 'tpu'"),
-        (["--groups", "2", "--min-window", "0"], "min_window_s must be a finite positive number, got 0.0"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args, needle):
@@ -57,6 +56,58 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args, needle):
     assert err.startswith("groupconv: error: ") and needle in err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--min-window", "0"], "argument --min-window: must be a finite positive number, got '0'"),
+        (["--window-factor", "0"], "argument --window-factor: must be a finite positive number, got '0'"),
+        (["--idle-seconds", "-1"], "argument --idle-seconds: must be a finite positive number, got '-1'"),
+        (["--warmup-seconds", "-1"], "argument --warmup-seconds: must be a finite non-negative number, got '-1'"),
+        (["--warmup", "-1"], "argument --warmup: must be a non-negative integer, got '-1'"),
+        (["--size", "0"], "argument --size: must be a positive integer, got '0'"),
+    ],
+)
+def test_bad_flags_are_named_as_flags(tmp_path, capsys, args, needle):
+    base = ["measure", "layer", "--in-channels", "8", "--out-channels", "8", "--size", "4",
+            "--out", str(tmp_path / "runs.csv"), "--quiet"]
+    with pytest.raises(SystemExit) as info:
+        main(base + args)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"groupconv measure layer: error: {needle}") and err.count("\n") == 1
+
+
+def test_network_image_size_and_variant_named_as_flags(tmp_path, capsys):
+    base = ["measure", "network", "mobilenet_v1", "--group", "32", "--out", str(tmp_path / "r.csv")]
+    with pytest.raises(SystemExit):
+        main(base + ["--variant", "e2gc", "--image-size", "16"])
+    assert "argument --image-size: must be an integer >= 32, got '16'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(base + ["--variant", "foo"])
+    assert "argument --variant: invalid choice: 'foo' (choose from" in capsys.readouterr().err
+
+
+def test_help_documents_every_layer_flag(capsys):
+    with pytest.raises(SystemExit):
+        main(["measure", "layer", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for text in ("--in-channels C_IN input channels", "--out-channels C_OUT output channels",
+                 "--kernel K kernel side, K x K (default 3)", "(default 1;", "(default: gc bgc)",
+                 "(default float32)"):
+        assert text in out, text
+    with pytest.raises(SystemExit):
+        main(["measure", "network", "--help"])
+    assert "--variant {e2gc,fggc}" in capsys.readouterr().out
+
+
+def test_warmup_zero_runs(tmp_path, capsys):
+    out = tmp_path / "runs.csv"
+    assert main(["measure", "layer", "--in-channels", "8", "--out-channels", "8", "--size", "4",
+                 "--groups", "2", "--method", "gc", "--out", str(out), "--warmup", "0",
+                 "--warmup-seconds", "0", *QUICK]) == 0
+    assert len(read_runs(out)) == 1
 
 
 def test_corrupt_runs_file_exits_2_naming_the_line(tmp_path, capsys):
