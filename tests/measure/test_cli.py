@@ -172,3 +172,82 @@ def test_measure_paper_runs_every_mobilenet_variant(tmp_path, capsys):
     } | {("fggc", g) for g in (2, 4, 8, 16, 32)}
     assert main(["measure", "paper", "--arch", "alexnet", "--out", str(out)]) == 2
     assert "unknown architecture 'alexnet'" in capsys.readouterr().err
+
+
+def test_huge_layer_is_refused_up_front_with_the_bytes(tmp_path, capsys):
+    out = tmp_path / "runs.csv"
+    code = main(["measure", "layer", "--in-channels", "1000000000", "--out-channels", "64", "--size", "14",
+                 "--groups", "1", "--method", "gc", "--out", str(out), "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err
+    # forward_backward, float32, gc N=1: weights 64*1e9*9 and input+output 14*14*(1e9+64),
+    # each twice (gradients), 4 bytes each
+    needed = 2 * 4 * (64 * 10**9 * 9 + 14 * 14 * (10**9 + 64))
+    assert f"needs at least 5.62 TiB ({needed:,} bytes)" in err  # 6.176e12 / 2**40 = 5.617
+    assert err.startswith("groupconv: error: measuring gc 1000000000->64") and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_smallest_network_in_training_mode_is_refused_or_runs(tmp_path, capsys):
+    out = tmp_path / "runs.csv"
+    base = ["measure", "network", "mobilenet_v1", "--variant", "e2gc", "--group", "32", "--out", str(out),
+            "--quiet", *QUICK]
+    assert main(base + ["--image-size", "32", "--batch", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "image_size=32 with batch=1 leaves a 1x1 map" in err and err.count("\n") == 1
+    # each way out the message offers runs on real torch batch norm
+    assert main(base + ["--image-size", "32", "--batch", "2"]) == 0
+    assert main(base + ["--image-size", "33", "--batch", "1"]) == 0
+    assert main(base + ["--image-size", "32", "--batch", "1", "--mode", "forward"]) == 0
+    assert len(read_runs(out)) == 3
+
+
+def test_network_summary_has_no_method_column(tmp_path, capsys):
+    out = tmp_path / "runs.csv"
+    assert main(["measure", "network", "mobilenet_v1", "--variant", "e2gc", "--group", "32",
+                 "--image-size", "32", "--batch", "2", "--mode", "forward", "--out", str(out), *QUICK]) == 0
+    printed = capsys.readouterr()
+    header = printed.out.splitlines()[1].split()
+    assert "method" not in header and header[:3] == ["arch", "variant", "group"]
+    assert "measure:" not in printed.err  # stderr is not a terminal here: no progress bar
+
+
+def test_ctrl_c_says_how_many_rows_were_kept_and_a_rerun_resumes(tmp_path, capsys, monkeypatch):
+    from groupconv.measure import campaign
+
+    real = campaign._measure_one
+    calls = []
+
+    def interrupted_on_the_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # what Ctrl-C raises in the middle of a measurement
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(campaign, "_measure_one", interrupted_on_the_second)
+    out = tmp_path / "runs.csv"
+    argv = ["measure", "layer", "--in-channels", "8", "--out-channels", "8", "--size", "4",
+            "--groups", "2", "4", "--method", "gc", "--out", str(out), "--quiet", *QUICK]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert err == (f"groupconv: interrupted: kept 1 rows in {out} (1 measured now, 1 not yet); "
+                   "run the same command again to resume\n")
+    monkeypatch.setattr(campaign, "_measure_one", real)
+    assert main(argv[:-len(QUICK) - 1] + QUICK) == 0
+    assert "measured 1, already there 1" in capsys.readouterr().out
+    assert len(read_runs(out)) == 2
+
+
+def test_resumed_truncated_file_warns_in_one_line(tmp_path, capsys):
+    out = tmp_path / "runs.csv"
+    argv = ["measure", "layer", "--in-channels", "8", "--out-channels", "8", "--size", "4",
+            "--groups", "2", "4", "--method", "gc", "--out", str(out), *QUICK]
+    assert main(argv) == 0
+    text = out.read_text()
+    out.write_text(text[: len(text) - 40])  # killed in the middle of writing the last row
+    capsys.readouterr()
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.err == (f"groupconv: warning: {out} line 3 was cut short (killed while writing); "
+                            "dropping it, that configuration will be measured again\n")
+    assert "measured 1, already there 1" in captured.out
