@@ -74,7 +74,7 @@ def test_a_torch_command_without_torch_is_one_line_naming_the_extra(tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr == ("groupconv: error: 'groupconv measure' needs torch, which is not installed; "
-                           'run: pip install -e ".[torch]"\n')
+                           'run: python tools/install_torch.py && pip install -e ".[torch]"\n')
     # the torch-free commands still work in the same situation
     done = subprocess.run(
         [sys.executable, "-c", _NO_TORCH, "optimum-g", "--in-channels", "64", "--out-channels", "64",

@@ -32,7 +32,7 @@ __all__ = ["main", "build_parser"]
 
 #: Optional top-level modules and the install command that brings each.
 _EXTRAS = {
-    "torch": 'pip install -e ".[torch]"',
+    "torch": 'python tools/install_torch.py && pip install -e ".[torch]"',  # the CPU build without a GPU
     "zeus": 'pip install -e ".[energy]"',
     "pynvml": 'pip install -e ".[energy]"',
 }
