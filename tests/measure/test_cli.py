@@ -251,3 +251,18 @@ def test_resumed_truncated_file_warns_in_one_line(tmp_path, capsys):
     assert captured.err == (f"groupconv: warning: {out} line 3 was cut short (killed while writing); "
                             "dropping it, that configuration will be measured again\n")
     assert "measured 1, already there 1" in captured.out
+
+
+@pytest.mark.parametrize("size", [33, 64, 100])
+def test_network_memory_bound_is_below_the_counted_activations(size):
+    from groupconv.measure.workloads import NetworkWorkload
+    from groupconv.networks import build_module, count_module
+
+    torch = pytest.importorskip("torch")
+    work = NetworkWorkload("mobilenet_v1", "e2gc", 4, batch=2, mode="forward", image_size=size)
+    with torch.no_grad():
+        counted = count_module(build_module("mobilenet_v1", "e2gc", 4, device="meta"), (1, 3, size, size))
+    convs = [layer for layer in counted.layers if layer.kind == "conv"]
+    exact = 4 * (sum(layer.params for layer in counted.layers) + 2 * sum(layer.activations for layer in convs))
+    bound = work.min_memory_bytes("float32")
+    assert 0.6 * exact < bound <= exact  # a lower bound, and not a loose one

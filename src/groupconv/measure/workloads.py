@@ -201,16 +201,17 @@ class NetworkWorkload:
         """A lower bound on the memory a measurement needs: the weights and every conv's
         input and output batches (``forward``), each twice with gradients (``forward_backward``).
 
-        Counted from the catalogue's layers at 224 and scaled by ``(image_size / 224)^2``
-        (exact for the activations of layers whose map scales with the image; a lower bound
-        up to rounding of the strided sizes), so that no torch module is built.
+        Counted from the catalogue's layers at 224 and scaled by ``(image_size / 224)^2``, so
+        that no torch module is built: at 224 every map is 224 / 2^k exactly, and at another
+        size it is ceil(size / 2^k) >= (size / 224) (224 / 2^k), so the scaled count is a
+        lower bound.
         """
         from ..networks import build_network
 
         layers = build_network(self.arch, self.variant, self.group).layers
         scale = (self.image_size / 224) ** 2
         acts = sum(layer.activations for layer in layers if layer.kind == "conv")
-        per = sum(layer.params for layer in layers) + int(self.batch * acts * scale * 0.99)
+        per = sum(layer.params for layer in layers) + int(self.batch * acts * scale)
         return _min_bytes(per, self.mode, dtype)
 
     def key_fields(self) -> dict[str, object]:
