@@ -230,7 +230,7 @@ def test_ctrl_c_says_how_many_rows_were_kept_and_a_rerun_resumes(tmp_path, capsy
             "--groups", "2", "4", "--method", "gc", "--out", str(out), "--quiet", *QUICK]
     assert main(argv) == 130
     err = capsys.readouterr().err
-    assert err == (f"groupconv: interrupted: kept 1 rows in {out} (1 measured now, 1 not yet); "
+    assert err == (f"groupconv: interrupted: kept 1 row in {out} (1 measured now, 1 not yet); "
                    "run the same command again to resume\n")
     monkeypatch.setattr(campaign, "_measure_one", real)
     assert main(argv[:-len(QUICK) - 1] + QUICK) == 0

@@ -193,8 +193,9 @@ def run_campaign(
                         if on_row is not None:
                             on_row(row)
                 except KeyboardInterrupt:
+                    kept = skipped + written
                     raise CampaignInterrupted(
-                        f"kept {skipped + written} rows in {out} ({written} measured now, "
+                        f"kept {kept} row{'' if kept == 1 else 's'} in {out} ({written} measured now, "
                         f"{len(todo) - written} not yet); run the same command again to resume"
                     ) from None
     finally:
