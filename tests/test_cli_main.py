@@ -51,3 +51,46 @@ def test_closed_pipe_is_not_a_traceback():
     assert result.stdout.startswith("{")
     assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
     assert result.returncode == 0
+
+
+# A figures-only install: importing torch fails as it does when torch is not installed.
+_NO_TORCH = """
+import sys
+class _NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "torch":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, _NoTorch())
+from groupconv.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_torch_command_without_torch_is_one_line_naming_the_extra(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-c", _NO_TORCH, "measure", "layer", "--in-channels", "8", "--out-channels", "8",
+         "--size", "4", "--out", str(tmp_path / "runs.csv")],
+        capture_output=True, text=True, env={"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"}, timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr == ("groupconv: error: 'groupconv measure' needs torch, which is not installed; "
+                           'run: python tools/install_torch.py && pip install -e ".[torch]"\n')
+    # the torch-free commands still work in the same situation
+    done = subprocess.run(
+        [sys.executable, "-c", _NO_TORCH, "optimum-g", "--in-channels", "64", "--out-channels", "64",
+         "--kernel", "3", "--size", "14", "--beta", "0.5", "--gamma", "1e6"],
+        capture_output=True, text=True, env={"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"}, timeout=120,
+    )
+    assert done.returncode == 0 and "Eq. 2" in done.stdout
+
+
+def test_a_missing_module_that_is_no_extra_is_not_hidden(monkeypatch):
+    import groupconv.cli.optimum as optimum
+
+    def broken(args):
+        raise ModuleNotFoundError("No module named 'groupconv_typo'", name="groupconv_typo")
+
+    monkeypatch.setattr(optimum, "run", broken)
+    with pytest.raises(ModuleNotFoundError):
+        main(["optimum-g", "--in-channels", "8", "--out-channels", "8", "--kernel", "3", "--size", "4",
+              "--beta", "0.5", "--gamma", "1"])

@@ -127,3 +127,24 @@ def test_errors_flag_without_json_is_an_error(capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--errors applies to the --json output only" in err
+
+
+def test_huge_sizes_are_refused_up_front_with_the_bytes(capsys):
+    assert main(["approx", "--in-channels", "1000000000"]) == 2
+    err = capsys.readouterr().err
+    # float64 data S x n x D = 256 * 1e9 * 32 and dense weights S_w x m x n x K = 8 * 256 * 1e9 * 3
+    needed = 8 * (256 * 10**9 * 32 + 8 * 256 * 10**9 * 3)
+    assert f"needs at least 104 TiB ({needed:,} bytes)" in err  # 1.147e14 / 2**40 = 104.3
+    assert err.startswith("groupconv: error: approx with n=1000000000") and err.count("\n") == 1
+
+
+def test_table_explains_its_columns_and_bound_thm_above_one(capsys):
+    assert main(["approx", "--in-channels", "16", "--out-channels", "16", "--groups", "8",
+                 "--method", "gc", "--weight-samples", "1", "--data-samples", "32"]) == 0
+    out = capsys.readouterr().out
+    row = next(line.split() for line in out.splitlines() if line.startswith("gc "))
+    # bound_thm = K (1 - 1/N)^2 = 3 * (7/8)^2 = 2.2969 > 1: the legend says why that is allowed
+    assert float(row[8]) == pytest.approx(3 * (7 / 8) ** 2, abs=1e-4)
+    for column in ("rel_E =", "expected =", "population =", "bound_iid =", "bound_thm =", "lost out ="):
+        assert column in out, column
+    assert "can exceed 1" in out

@@ -45,7 +45,6 @@ def test_json_output_equals_the_library_result(capsys):
         (["--beta", "0.5"], "alpha is missing"),
         (["--beta", "0.5", "--gamma", "1", "--alpha", "0.5", "--const", "3"], "not both"),
         (["--beta", "0.5", "--gamma", "1", "--groups", "3"], "in_channels=512 is not divisible by groups=3"),
-        (["--beta", "0.5", "--gamma", "1", "--batch", "0"], "batch must be a positive integer, got 0"),
         # Eq. 2's g = 512*512*9*14/1e-300 overflows: the message names gamma, which the user typed
         (["--beta", "0.5", "--gamma", "1e-300"], "gamma=1e-300 puts the balancing g outside floating-point range"),
     ],
@@ -61,16 +60,37 @@ def test_bad_model_input_is_one_line_and_exit_2(capsys, extra, message):
 @pytest.mark.parametrize(
     "layer, message",
     [
-        (["--in-channels", "0", "--out-channels", "8", "--kernel", "3", "--size", "4"], "in_channels must be a positive integer, got 0"),
-        (["--in-channels", "8", "--out-channels", "-8", "--kernel", "3", "--size", "4"], "out_channels must be a positive integer, got -8"),
-        (["--in-channels", "8", "--out-channels", "8", "--kernel", "0", "--size", "4"], "kernel must be a positive integer, got 0"),
-        (["--in-channels", "8", "--out-channels", "8", "--kernel", "3", "--size", "4", "--width", "0"], "width must be a positive integer, got 0"),
+        (["--in-channels", "0", "--out-channels", "8", "--kernel", "3", "--size", "4"], "argument --in-channels: must be a positive integer, got '0'"),
+        (["--in-channels", "8", "--out-channels", "-8", "--kernel", "3", "--size", "4"], "argument --out-channels: must be a positive integer, got '-8'"),
+        (["--in-channels", "8", "--out-channels", "8", "--kernel", "0", "--size", "4"], "argument --kernel: must be a positive integer, got '0'"),
+        (["--in-channels", "8", "--out-channels", "8", "--kernel", "3", "--size", "0"], "argument --size: must be a positive integer, got '0'"),
+        (["--in-channels", "8", "--out-channels", "8", "--kernel", "3", "--size", "4", "--width", "0"], "argument --width: must be a positive integer, got '0'"),
+        (["--in-channels", "8", "--out-channels", "8", "--kernel", "3", "--size", "4", "--batch", "0"], "argument --batch: must be a positive integer, got '0'"),
     ],
 )
-def test_bad_channels_and_sizes_are_one_line_and_exit_2(capsys, layer, message):
-    assert main(["optimum-g", *layer, "--beta", "0.5", "--gamma", "10"]) == 2
+def test_bad_channels_and_sizes_name_the_flag_in_one_line(capsys, layer, message):
+    with pytest.raises(SystemExit) as info:
+        main(["optimum-g", *layer, "--beta", "0.5", "--gamma", "10"])
+    assert info.value.code == 2
     err = capsys.readouterr().err
-    assert err == f"groupconv: error: {message}\n"
+    assert err.startswith(f"groupconv optimum-g: error: {message}") and err.count("\n") == 1
+
+
+def test_eq2_g_beyond_the_channels_gets_a_note(capsys):
+    # Eq. 2: g = m n d_k^2 (h w)^(1-beta) / gamma = 512*512*9*14 / 1e3 = 33030.1 > gcd(512, 512)
+    assert main(["optimum-g", *LAYER, "--beta", "0.5", "--gamma", "1e3"]) == 0
+    out = capsys.readouterr().out
+    assert f"{512 * 512 * 9 * 14 / 1e3:.6g}" in out
+    assert "note: Eq. 2's g = 33030.1 exceeds the largest admissible g = gcd(m, n) = 512" in out
+    assert main(["optimum-g", *LAYER, "--beta", "0.5", "--gamma", "1e6"]) == 0  # g = 33.0 < 512
+    assert "note:" not in capsys.readouterr().out
+
+
+def test_help_uses_c_in_c_out_not_n_for_channels(capsys):
+    with pytest.raises(SystemExit):
+        main(["optimum-g", "--help"])
+    out = capsys.readouterr().out
+    assert "--in-channels C_IN" in out and "--out-channels C_OUT" in out
 
 
 def test_unparsable_number_is_an_argparse_error_with_exit_2(capsys):

@@ -39,9 +39,19 @@ def test_fig3_figure_has_three_curves_on_log_axes(tmp_path):
     assert len(left.get_lines()) == 2 and len(right.get_lines()) == 1
     assert left.get_yscale() == "log" and right.get_yscale() == "log"
     assert np.allclose(right.get_lines()[0].get_ydata(), fig3_data()["memory_accesses"])
+    # what the right axis plots is elements moved per MAC, and it says so
+    assert "per MAC" in right.get_ylabel() and "1/AI" in right.get_ylabel()
+    layer = ConvLayer(512, 512, 3, 14, 14, groups=1)
+    dw = ConvLayer(512, 512, 3, 14, 14, groups=512)
+    per_mac = (layer.params + layer.activations) / layer.macs / ((dw.params + dw.activations) / dw.macs)
+    assert right.get_lines()[0].get_ydata()[0] == pytest.approx(per_mac, rel=1e-12)
+    # bottom axis: g = 1 ... 512; top axis: G = 512 ... 1
+    assert [t.get_text() for t in left.get_xticklabels()] == [str(2**i) for i in range(10)]
+    (top,) = left.child_axes
+    assert [t.get_text() for t in top.get_xticklabels()] == [str(512 // 2**i) for i in range(10)]
     assert "e2gc_fig3" in registry()
     written = make_all(tmp_path, ["e2gc_fig3"])
-    assert sorted(p.name for p in written) == ["e2gc_fig3.png", "e2gc_fig3.svg"]
+    assert sorted(p.name for p in written) == ["e2gc_fig3.pdf", "e2gc_fig3.png", "e2gc_fig3.svg"]
     assert all(p.stat().st_size > 1000 for p in written)
 
 

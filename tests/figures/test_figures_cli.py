@@ -24,8 +24,8 @@ def test_output_folder_that_cannot_be_one_exits_2(tmp_path, capsys, out, message
 def test_figures_are_written_and_listed(tmp_path, capsys):
     assert main(["figures", "--out", str(tmp_path / "new" / "figs"), "--only", "e2gc_fig3"]) == 0
     printed = capsys.readouterr().out.split()
-    assert sorted(printed) == sorted(str(tmp_path / "new" / "figs" / f"e2gc_fig3.{ext}") for ext in ("png", "svg"))
-    assert all((tmp_path / "new" / "figs" / f"e2gc_fig3.{ext}").stat().st_size > 1000 for ext in ("png", "svg"))
+    assert sorted(printed) == sorted(str(tmp_path / "new" / "figs" / f"e2gc_fig3.{ext}") for ext in ("png", "svg", "pdf"))
+    assert all((tmp_path / "new" / "figs" / f"e2gc_fig3.{ext}").stat().st_size > 1000 for ext in ("png", "svg", "pdf"))
 
 
 def test_empty_output_folder_is_an_error(capsys):

@@ -123,7 +123,9 @@ def test_missing_columns_exit_2(tmp_path, capsys):
     "row, message",
     [
         ("layer,8,8,3,4,4,abc,1,0.1", "runs.csv: line 2: column groups must be a positive integer, got 'abc'"),
-        ("layer,8,8,3,4,4,2,1,-1", "runs.csv: line 2: energy_J must be > 0, got -1.0"),
+        ("layer,8,8,3,4,4,2,1,-1", "runs.csv: line 2: energy_J must be finite and > 0, got -1.0"),
+        ("layer,8,8,3,4,4,2,1,inf", "runs.csv: line 2: energy_J must be finite and > 0, got inf"),
+        ("layer,8,8,3,4,4,2,1,-inf", "runs.csv: line 2: energy_J must be finite and > 0, got -inf"),
     ],
 )
 def test_bad_cells_are_named_once_and_plainly(tmp_path, capsys, row, message):

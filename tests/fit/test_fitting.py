@@ -147,6 +147,24 @@ def test_a_single_batch_size_is_flagged_as_unidentifiable():
     assert total == pytest.approx(TRUE["macs"]["e_frame_J"] + TRUE["macs"]["e_batch_J"] / 4, rel=0.05)
 
 
+def test_more_parameters_on_bounds_than_points_to_spare_is_flagged():
+    # 4 points for the 3-parameter affine model (1 to spare). The energies are e_mac * M minus
+    # a constant, so the best non-negative fit puts e_frame and e_batch on their bound 0: two
+    # parameters on a bound > 1 point to spare.
+    data = template().subset(np.arange(len(template())) < 4)
+    macs = np.array([sum(layer.macs for layer in w.layers) for w in data.workloads], dtype=float)
+    energy = 5e-11 * macs * (1 - 0.05)
+    fitted = fit_model("macs", data.with_energy(energy), loo=False)
+    assert set(fitted.at_bound) == {"e_frame_J", "e_batch_J"}
+    assert any("2 parameters ended on a bound (e_frame_J, e_batch_J) but the data have only 1 point(s)"
+               in n for n in fitted.notes)
+    # with many points to spare the same bound-active fit gets no such note
+    many = template()
+    macs = np.array([sum(layer.macs for layer in w.layers) for w in many.workloads], dtype=float)
+    fitted = fit_model("macs", many.with_energy(5e-11 * macs), loo=False)
+    assert not any("decide this fit" in n for n in fitted.notes)
+
+
 def test_covariance_of_a_rank_deficient_jacobian_is_not_made_up():
     from types import SimpleNamespace
 

@@ -23,11 +23,19 @@ import importlib
 import os
 import pkgutil
 import sys
+import warnings
 from collections.abc import Sequence
 
 from ..errors import GroupConvError
 
 __all__ = ["main", "build_parser"]
+
+#: Optional top-level modules and the install command that brings each.
+_EXTRAS = {
+    "torch": 'python tools/install_torch.py && pip install -e ".[torch]"',  # the CPU build without a GPU
+    "zeus": 'pip install -e ".[energy]"',
+    "pynvml": 'pip install -e ".[energy]"',
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,10 +64,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line on stderr (``groupconv: warning: ...``), not Python's two."""
+    text = " ".join(str(message).split())
+    print(f"groupconv: warning: {text}", file=sys.stderr if file is None else file)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 2 bad input, 130 interrupted)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except GroupConvError as exc:
@@ -68,8 +88,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
         print(f"groupconv: error: {exc.strerror}: {exc.filename}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("groupconv: interrupted", file=sys.stderr)
+    except ModuleNotFoundError as exc:
+        # torch and zeus are imported lazily, inside the commands that need them: a
+        # figures-only install that runs such a command lands here, once for all of them
+        top = (exc.name or "").split(".")[0]
+        if top not in _EXTRAS:
+            raise
+        print(
+            f"groupconv: error: 'groupconv {args.command}' needs {top}, which is not installed; "
+            f"run: {_EXTRAS[top]}",
+            file=sys.stderr,
+        )
+        return 2
+    except KeyboardInterrupt as exc:
+        # a measurement campaign says how many rows it kept (see measure.campaign)
+        detail = f": {exc}" if str(exc) else ""
+        print(f"groupconv: interrupted{detail}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # the reader went away (e.g. `groupconv count ... --json | head`): stop quietly

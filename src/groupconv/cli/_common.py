@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any
 
-__all__ = ["int_arg", "positive_int_arg", "float_arg", "print_json"]
+__all__ = [
+    "int_arg",
+    "positive_int_arg",
+    "nonnegative_int_arg",
+    "int_at_least",
+    "float_arg",
+    "positive_float_arg",
+    "nonnegative_float_arg",
+    "print_json",
+]
 
 
 def int_arg(text: str) -> int:
@@ -26,12 +36,49 @@ def positive_int_arg(text: str) -> int:
     return value
 
 
+def nonnegative_int_arg(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = int_arg(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
+    return value
+
+
+def int_at_least(low: int):
+    """argparse type factory: an integer >= ``low`` (the message names the flag and the bound)."""
+
+    def parse(text: str) -> int:
+        value = int_arg(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}")
+        return value
+
+    parse.__name__ = f"int_at_least_{low}"
+    return parse
+
+
 def float_arg(text: str) -> float:
     """argparse type: a float (range checks happen in the library, which names the value)."""
     try:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def positive_float_arg(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value = float_arg(text)
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite positive number, got {text!r}")
+    return value
+
+
+def nonnegative_float_arg(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    value = float_arg(text)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite non-negative number, got {text!r}")
+    return value
 
 
 def print_json(obj: Any) -> None:

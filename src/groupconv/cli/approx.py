@@ -18,7 +18,7 @@ import sys
 from ..errors import GroupConvError
 from ._common import positive_int_arg, print_json
 
-__all__ = ["register", "run"]
+__all__ = ["register", "run", "LEGEND"]
 
 
 def _padding_arg(text: str):
@@ -77,6 +77,24 @@ def _load(path: str):
         raise GroupConvError(f"cannot read {path!r} as a .npy array: {exc}") from None
 
 
+def _check_memory(config, runs: int) -> None:
+    """Refuse up front a sweep whose sampled data and dense weights alone exceed memory."""
+    import math
+
+    from .._memory import check_fits
+
+    shape = config.input_shape if isinstance(config.input_shape, tuple) else (config.input_shape,)
+    points = math.prod(shape)
+    kernel = math.prod(config.kernel)
+    data = config.data_samples * config.in_channels * points
+    weights = config.weight_samples * config.out_channels * config.in_channels * kernel
+    check_fits(
+        f"approx with n={config.in_channels} m={config.out_channels} input={shape} "
+        f"S={config.data_samples} S_w={config.weight_samples} (data and dense weights in float64)",
+        8 * (data + weights),
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from ..approx.data import as_kernel
     from ..approx.measure import ApproxConfig, approximability
@@ -106,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
         padding=args.padding,
         seed=args.seed,
     )
+    if data is None:
+        _check_memory(config, len(args.method) * len(args.groups))
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     sweep = approximability(
         config,
@@ -119,4 +139,17 @@ def run(args: argparse.Namespace) -> int:
         print_json(sweep.records(errors=args.errors))
     else:
         print(sweep.table())
+        print(LEGEND)
     return 0
+
+
+#: What the table's columns mean (docs/approx.md has the derivations).
+LEGEND = """\
+columns: E = Eq. 5.1's error (mean over weight samples, +- its standard error);
+  rel_E = Eq. 5.3, E / (mean ||W||^2 x mean ||x||^2);
+  expected = exact E[rel_E] for this configuration (padding and finite-sample bias included);
+  population = exact rel_E for white data, infinite samples, no padding: (1-1/N)/n (gc), (1-2/N)/n (bgc);
+  bound_iid = Theorems 3.5/3.6 under Assumptions 3.1 + 3.2: K(1-1/N)/n (gc), K(1-1/N)^2/n (bgc);
+  bound_thm = the same under Assumption 3.1 only: K(1-1/N)^2 (gc), K(1-1/N)^3 (bgc), not divided
+    by n, so it can exceed 1 (a valid but loose bound on rel_E);
+  lost out = fraction of the dense layer's output energy the grouped layer cannot reproduce (1 - R^2)"""

@@ -9,9 +9,9 @@ import sys
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "figures",
-        help="regenerate the papers' figures as PNG and SVG",
+        help="regenerate the papers' figures as PNG, SVG and PDF",
         description="Regenerate every figure the package knows (or the named ones) from "
-        "the embedded defaults, as PNG and SVG.",
+        "the embedded defaults, as PNG, SVG and PDF, one paper column wide.",
     )
     parser.add_argument("--out", default="figures", help="output folder (default: figures)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="just these figures")

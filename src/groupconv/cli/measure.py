@@ -17,12 +17,22 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import float_arg, positive_int_arg
+from ._common import (
+    int_at_least,
+    nonnegative_float_arg,
+    nonnegative_int_arg,
+    positive_float_arg,
+    positive_int_arg,
+)
 
 _METHODS = ("dense", "gc", "dw", "bgc")
 _MODES = ("forward", "forward_backward")
 _ENERGY = ("auto", "zeus", "nvidia-smi-log", "none")
 _DTYPES = ("float32", "float16", "bfloat16", "float64")
+_VARIANTS = ("e2gc", "fggc")
+_ARCHS = ("mobilenet_v1", "resnext50")
+#: Smallest input side the catalogue networks accept (they downsample by 32).
+_MIN_IMAGE = 32
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +44,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="CSV",
                         help="runs CSV to append to (resumed if it exists)")
     parser.add_argument("--device", default="cpu", metavar="DEV", help="cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument("--dtype", choices=_DTYPES, default="float32")
+    parser.add_argument("--dtype", choices=_DTYPES, default="float32",
+                        help="tensor dtype: %(choices)s (default %(default)s)")
     parser.add_argument("--energy", choices=_ENERGY, default="auto",
                         help="energy source: auto (Zeus if it can read NVML/RAPL, else none), "
                         "zeus, nvidia-smi-log (needs --power-log) or none")
@@ -45,14 +56,15 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-interval-ms", type=positive_int_arg, default=100,
                         help="nvidia-smi logging interval (default 100)")
     parser.add_argument("--trials", type=positive_int_arg, default=5, help="timed windows (default 5)")
-    parser.add_argument("--warmup", type=positive_int_arg, default=3, help="warm-up steps (default 3)")
-    parser.add_argument("--warmup-seconds", type=float_arg, default=0.25,
-                        help="minimum warm-up time (default 0.25)")
-    parser.add_argument("--min-window", type=float_arg, default=0.1,
+    parser.add_argument("--warmup", type=nonnegative_int_arg, default=3,
+                        help="warm-up steps, 0 for none (default 3)")
+    parser.add_argument("--warmup-seconds", type=nonnegative_float_arg, default=0.25,
+                        help="minimum warm-up time in seconds, 0 for none (default 0.25)")
+    parser.add_argument("--min-window", type=positive_float_arg, default=0.1,
                         help="shortest timed window in seconds (default 0.1)")
-    parser.add_argument("--window-factor", type=float_arg, default=20.0,
+    parser.add_argument("--window-factor", type=positive_float_arg, default=20.0,
                         help="windows last this many energy-counter update periods (default 20)")
-    parser.add_argument("--idle-seconds", type=float_arg, default=None,
+    parser.add_argument("--idle-seconds", type=positive_float_arg, default=None,
                         help="idle-power measurement before the campaign (default: one window, >= 1 s)")
     parser.add_argument("--no-cudnn-benchmark", action="store_true",
                         help="run with torch.backends.cudnn.benchmark = False")
@@ -60,6 +72,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=positive_int_arg, default=None,
                         help="torch CPU threads (default: 1 on a CPU, torch's default on a GPU)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="progress bar on stderr (default: when stderr is a terminal)")
 
 
 def register(subparsers) -> None:
@@ -75,23 +89,33 @@ def register(subparsers) -> None:
     layer = sub.add_parser("layer", help="one conv layer as dense, GC, depthwise or BGC",
                            description="Measure one conv layer (stride 1, 'same' padding) "
                            "in the chosen forms and numbers of groups.")
-    layer.add_argument("--in-channels", type=positive_int_arg, required=True)
-    layer.add_argument("--out-channels", type=positive_int_arg, required=True)
-    layer.add_argument("--kernel", type=positive_int_arg, default=3)
-    layer.add_argument("--size", type=positive_int_arg, required=True, help="input height = width")
+    layer.add_argument("--in-channels", type=positive_int_arg, required=True, metavar="C_IN",
+                       help="input channels (required)")
+    layer.add_argument("--out-channels", type=positive_int_arg, required=True, metavar="C_OUT",
+                       help="output channels (required)")
+    layer.add_argument("--kernel", type=positive_int_arg, default=3, metavar="K",
+                       help="kernel side, K x K (default 3)")
+    layer.add_argument("--size", type=positive_int_arg, required=True, metavar="H",
+                       help="input height = width (required)")
     layer.add_argument("--groups", nargs="+", type=positive_int_arg, default=[1], metavar="N",
-                       help="numbers of groups for gc and bgc (dense uses 1, dw in_channels)")
-    layer.add_argument("--method", nargs="+", choices=_METHODS, default=["gc", "bgc"])
+                       help="numbers of groups N for gc and bgc; each must divide C_IN and C_OUT "
+                       "(default 1; dense always uses 1, dw C_IN)")
+    layer.add_argument("--method", nargs="+", choices=_METHODS, default=["gc", "bgc"],
+                       help="layer forms: dense, gc (group conv), dw (depthwise), bgc (balanced "
+                       "group conv) (default: gc bgc)")
     _add_common(layer)
     layer.set_defaults(func=run)
 
     network = sub.add_parser("network", help="a catalogue network (MobileNet-V1, ResNeXt-50)",
                              description="Measure a catalogue network in one variant for "
                              "several group settings.")
-    network.add_argument("arch", help="mobilenet_v1 or resnext50")
-    network.add_argument("--variant", required=True, help="e2gc (group = G) or fggc (group = g)")
-    network.add_argument("--group", nargs="+", type=positive_int_arg, required=True, metavar="N")
-    network.add_argument("--image-size", type=positive_int_arg, default=224,
+    network.add_argument("arch", metavar="ARCH", help="mobilenet_v1 or resnext50")
+    network.add_argument("--variant", required=True, choices=_VARIANTS,
+                         help="e2gc (constant channels per group: --group is G) or fggc "
+                         "(constant number of groups: --group is g)")
+    network.add_argument("--group", nargs="+", type=positive_int_arg, required=True, metavar="G",
+                         help="group settings: G for e2gc, g for fggc (required)")
+    network.add_argument("--image-size", type=int_at_least(_MIN_IMAGE), default=224,
                          help="input height = width (default 224, the paper's)")
     _add_common(network)
     network.set_defaults(func=run)
@@ -100,7 +124,7 @@ def register(subparsers) -> None:
                            description="Measure every MobileNet-V1 and ResNeXt-50 variant of the "
                            "E2GC paper's Tables III and IV at batch sizes 1, 4 and 16.")
     paper.add_argument("--arch", nargs="+", default=None, help="only these architectures")
-    paper.add_argument("--image-size", type=positive_int_arg, default=224,
+    paper.add_argument("--image-size", type=int_at_least(_MIN_IMAGE), default=224,
                        help="input height = width (default 224, the paper's)")
     _add_common(paper)
     paper.set_defaults(func=run)
@@ -156,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = run_campaign(
             workloads, args.out, protocol=protocol, device=args.device, dtype=args.dtype,
-            energy=source, idle_s=args.idle_seconds, threads=args.threads, progress=not args.quiet,
+            energy=source, idle_s=args.idle_seconds, threads=args.threads, progress=_progress(args),
         )
     finally:
         if isinstance(source, EnergySource):
@@ -164,6 +188,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         _summary(report)
     return 0
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    """The progress bar: off with --quiet, else --progress, else only on a terminal."""
+    if args.quiet:
+        return False
+    return sys.stderr.isatty() if args.progress is None else args.progress
 
 
 def _summary(report) -> None:
@@ -184,6 +215,8 @@ def _summary(report) -> None:
     table["energy_mJ"] = table.pop("energy_J") * 1e3
     table["peak_MiB"] = table.pop("peak_memory_bytes") / 2**20
     empty = [c for c in table.columns if table[c].isna().all() or (table[c].astype(str) == "").all()]
+    if (table["method"] == "network").all():
+        empty.append("method")  # network rows say "network" there: no information
     table = table.drop(columns=empty)
     with pd.option_context("display.width", 120, "display.max_rows", 200, "display.float_format", "{:.4g}".format):
         print(table.to_string(index=False), file=sys.stdout)

@@ -6,7 +6,7 @@ Every module in this package (other than those starting with ``_``) defines::
 
 where ``make_function()`` returns a :class:`matplotlib.figure.Figure` built from the
 embedded defaults (no GPU, no downloads). :func:`make_all` saves each one as
-``<out_dir>/<name>.png`` and ``<out_dir>/<name>.svg``.
+``<out_dir>/<name>.png``, ``.svg`` and ``.pdf`` (see :mod:`._save`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..errors import GroupConvError
-from ._save import save_figure
+from ._save import COLUMN_WIDTH_IN, column_figure, paper_style, save_figure
 
-__all__ = ["registry", "make_all", "save_figure"]
+__all__ = ["registry", "make_all", "save_figure", "paper_style", "column_figure", "COLUMN_WIDTH_IN"]
 
 
 def registry() -> dict[str, Callable]:

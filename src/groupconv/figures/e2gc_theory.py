@@ -1,8 +1,8 @@
 """E2GC Fig. 3: M_c, AI and memory accesses from SConv to DWConv, normalised to DWConv.
 
 The paper's setting: n = m = 512, 3x3 filters, 14x14 feature maps, g = 1, 2, ..., 512.
-Memory accesses are estimated as 1/AI, as the paper does (Sec. III-A). Every value comes
-from :mod:`groupconv.cost.numeric`.
+Memory accesses are estimated as 1/AI = (P + A)/M_c, accesses per MAC, as the paper does
+(Sec. III-A), and labelled so. Every value comes from :mod:`groupconv.cost.numeric`.
 """
 
 from __future__ import annotations
@@ -44,31 +44,40 @@ def fig3_data(m: int = 512, n: int = 512, d_k: int = 3, h: int = 14, w: int = 14
 
 
 def make_fig3(m: int = 512, n: int = 512, d_k: int = 3, h: int = 14, w: int = 14) -> Figure:
-    """E2GC Fig. 3 for the given layer (defaults: the paper's 512 -> 512, 3x3, 14x14)."""
+    """E2GC Fig. 3 for the given layer (defaults: the paper's 512 -> 512, 3x3, 14x14).
+
+    Bottom axis: the number of groups g (SConv at g = 1, DWConv at g = m); top axis: the
+    channels per group G = m/g. Right axis: memory accesses per MAC, 1/AI = (P + A)/M_c,
+    the paper's proxy for memory accesses.
+    """
+    from ._save import column_figure, paper_style
+
     data = fig3_data(m, n, d_k, h, w)
-    fig = Figure(figsize=(7.5, 4.2))
-    ax = fig.add_subplot()
-    x = np.arange(len(data["g"]))
-    ax.plot(x, data["macs"], "o-", color="tab:blue", label="$M_c$")
-    ax.plot(x, data["ai"], "s-", color="tab:green", label="AI")
-    ax.set_yscale("log")
-    ax.set_ylabel("$M_c$ and AI, normalised to DWConv")
-    labels = [f"g={int(gi)}\nG={int(Gi)}" for gi, Gi in zip(data["g"], data["G"])]
-    labels[0] = f"SConv\n{labels[0]}"
-    labels[-1] = f"DWConv\n{labels[-1]}"
-    ax.set_xticks(x, labels, fontsize=7)
-    ax.set_xlabel("group setting")
-    ax.grid(True, which="major", alpha=0.3)
+    with paper_style():
+        fig = column_figure(2.7)
+        ax = fig.add_subplot()
+        x = np.arange(len(data["g"]))
+        ax.plot(x, data["macs"], "o-", color="tab:blue", label="$M_c$ (MACs)")
+        ax.plot(x, data["ai"], "s-", color="tab:green", label="AI")
+        ax.set_yscale("log")
+        ax.set_ylabel("$M_c$ and AI / DWConv's")
+        ax.set_xticks(x, [str(int(gi)) for gi in data["g"]])
+        ax.set_xlabel(f"number of groups g (1 = SConv, {m} = DWConv)")
+        ax.grid(True, which="major", alpha=0.3)
+        top = ax.secondary_xaxis("top")
+        top.set_xticks(x, [str(int(Gi)) for Gi in data["G"]])
+        top.set_xlabel("channels per group G = m/g")
 
-    right = ax.twinx()
-    right.plot(x, data["memory_accesses"], "^--", color="tab:red", label="memory accesses (1/AI)")
-    right.set_yscale("log")
-    right.set_ylabel("memory accesses (1/AI), normalised to DWConv")
+        right = ax.twinx()
+        right.plot(x, data["memory_accesses"], "^--", color="tab:red", label="accesses per MAC (1/AI)")
+        right.set_yscale("log")
+        right.set_ylabel("accesses per MAC (1/AI) / DWConv's", color="tab:red")
+        right.tick_params(axis="y", colors="tab:red")
 
-    handles = ax.get_lines() + right.get_lines()
-    ax.legend(handles, [line_.get_label() for line_ in handles], loc="center left", bbox_to_anchor=(0.0, 0.4), fontsize=8)
-    ax.set_title(f"E2GC Fig. 3: n = {n}, m = {m}, {d_k}x{d_k} filters, {h}x{w} maps", fontsize=10)
-    fig.tight_layout()
+        handles = ax.get_lines() + right.get_lines()
+        fig.legend(handles, [line_.get_label() for line_ in handles], loc="outside lower center",
+                   ncol=3, frameon=False, columnspacing=1.0, handlelength=1.5)
+        ax.set_title(f"n = {n}, m = {m}, {d_k}x{d_k} filters, {h}x{w} maps")
     return fig
 
 

@@ -180,7 +180,7 @@ class EnergyData:
         bad = ~np.isfinite(energy) | (energy <= 0)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise GroupConvError(f"energy_J must be finite and > 0, got {energy[i]!r} at point {i}")
+            raise GroupConvError(f"energy_J must be finite and > 0, got {float(energy[i])!r} at point {i}")
         info = self.info.reset_index(drop=True).copy()
         if len(info) != len(self.workloads):
             raise GroupConvError(f"info has {len(info)} rows for {len(self.workloads)} workloads")
@@ -520,11 +520,12 @@ def load_runs(
     if empty.any():
         notes.append(f"skipped {_rows(int(empty.sum()))} with no energy_J")
     frame = frame[~empty].assign(energy_J=energy[~empty])
-    nonpositive = frame["energy_J"] <= 0
+    values = frame["energy_J"].to_numpy(dtype=float)
+    nonpositive = ~np.isfinite(values) | (values <= 0)  # inf and -inf parse as numbers
     if nonpositive.any():
-        i = np.flatnonzero(nonpositive.to_numpy())[0]
+        i = np.flatnonzero(nonpositive)[0]
         raise GroupConvError(
-            f"{path}: line {frame['_line'].iloc[i]}: energy_J must be > 0, got {float(frame['energy_J'].iloc[i])!r}"
+            f"{path}: line {frame['_line'].iloc[i]}: energy_J must be finite and > 0, got {float(values[i])!r}"
         )
 
     kind = frame["workload"].astype(str) if "workload" in frame else pd.Series("layer", index=frame.index)

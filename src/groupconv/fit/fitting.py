@@ -386,6 +386,13 @@ def fit_model(
     if free_diag.size and not np.all(np.isfinite(free_diag)):
         notes.append("the Jacobian is rank-deficient: some parameter combination is not identifiable "
                      "from these data, so no standard errors")
+    spare = len(data) - len(names)
+    if len(at_bound) > spare:
+        notes.append(
+            f"{len(at_bound)} parameters ended on a bound ({', '.join(at_bound)}) but the data have only "
+            f"{spare} point(s) more than parameters: the bounds, not the data, decide this fit; "
+            "add points before trusting it"
+        )
     batches = np.unique(data.batch)
     if len(batches) == 1 and any(n.endswith("_batch_J") for n in names):
         notes.append(f"every point has B = {batches[0]:g}: per-frame and per-batch terms cannot be told "

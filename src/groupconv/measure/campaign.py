@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Union
 
 from .. import _validate as v
+from .._memory import check_fits
 from ..errors import GroupConvError
 from .energy import (
     EnergySource,
@@ -34,7 +35,12 @@ from .protocol import Protocol, measure
 from .schema import RunWriter, read_rows, read_runs, row_key
 from .workloads import DTYPES, LayerWorkload, NetworkWorkload
 
-__all__ = ["CampaignReport", "run_campaign", "resolve_source", "ENERGY_CHOICES"]
+__all__ = ["CampaignReport", "CampaignInterrupted", "run_campaign", "resolve_source", "ENERGY_CHOICES"]
+
+
+class CampaignInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a campaign; the message says how many rows the runs CSV kept and that
+    running the same campaign again resumes it (rows are written as they are measured)."""
 
 Workload = Union[LayerWorkload, NetworkWorkload]
 
@@ -131,6 +137,14 @@ def run_campaign(
     Returns
     -------
     CampaignReport
+
+    Raises
+    ------
+    GroupConvError
+        On bad input, and before anything is allocated when the largest workload's weights
+        and activations alone exceed the device's memory (the message gives the bytes).
+    CampaignInterrupted
+        On Ctrl-C; the rows measured so far are in ``out`` and a rerun resumes.
     """
     import torch
     from tqdm import tqdm
@@ -142,6 +156,9 @@ def run_campaign(
     for item in workloads:
         if not isinstance(item, (LayerWorkload, NetworkWorkload)):
             raise GroupConvError(f"not a workload: {item!r}")
+    if workloads:
+        biggest = max(workloads, key=lambda w: w.min_memory_bytes(dtype))
+        check_fits(f"measuring {biggest.label} ({dtype})", biggest.min_memory_bytes(dtype), device)
     source = resolve_source(energy, device)
     previous_threads = torch.get_num_threads()
     if threads is None and device == "cpu":
@@ -160,18 +177,27 @@ def run_campaign(
                 seconds = idle_s if idle_s is not None else max(1.0, protocol.window_s(source))
                 sync = (lambda: torch.cuda.synchronize(device)) if device != "cpu" else None
                 idle_power = measure_idle_power(source, seconds, sync=sync)
+            written = 0
             with tqdm(todo, desc="measure", unit="config", disable=not progress) as bar:
-                for workload in bar:
-                    bar.set_postfix_str(workload.label, refresh=False)
-                    row = _measure_one(workload, protocol, source, device, dtype, seed)
-                    row.update(env.as_dict())
-                    row.update(base)
-                    row["cudnn_benchmark"] = row.pop("_cudnn_benchmark")
-                    row["idle_power_W"] = idle_power
-                    row["timestamp"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-                    writer.write(row)
-                    if on_row is not None:
-                        on_row(row)
+                try:
+                    for workload in bar:
+                        bar.set_postfix_str(workload.label, refresh=False)
+                        row = _measure_one(workload, protocol, source, device, dtype, seed)
+                        row.update(env.as_dict())
+                        row.update(base)
+                        row["cudnn_benchmark"] = row.pop("_cudnn_benchmark")
+                        row["idle_power_W"] = idle_power
+                        row["timestamp"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                        writer.write(row)
+                        written += 1
+                        if on_row is not None:
+                            on_row(row)
+                except KeyboardInterrupt:
+                    kept = skipped + written
+                    raise CampaignInterrupted(
+                        f"kept {kept} row{'' if kept == 1 else 's'} in {out} ({written} measured now, "
+                        f"{len(todo) - written} not yet); run the same command again to resume"
+                    ) from None
     finally:
         torch.set_num_threads(previous_threads)
     return CampaignReport(

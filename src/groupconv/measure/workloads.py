@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from .. import _validate as v
 from ..cost import ConvLayer
+from ..cost.layer import dtype_bytes
 from ..errors import GroupConvError
 from .protocol import MODES
 
@@ -96,6 +97,12 @@ class LayerWorkload:
         """Weights (no bias): ``K m n / N``, BGC ``2 K m n / N`` (BGC Table 1)."""
         return sum(layer.params for layer in self.conv_layers())
 
+    def min_memory_bytes(self, dtype: str = "float32") -> int:
+        """A lower bound on the memory a measurement needs: weights and the input and
+        output batches (``forward``), each twice with gradients (``forward_backward``)."""
+        per = sum(layer.params + self.batch * layer.activations for layer in self.conv_layers())
+        return _min_bytes(per, self.mode, dtype)
+
     def key_fields(self) -> dict[str, object]:
         """The configuration columns of this workload's row."""
         return {
@@ -160,6 +167,16 @@ class NetworkWorkload:
         if v.positive_int("image_size", self.image_size) < 32:
             raise GroupConvError(f"image_size must be at least 32, got {self.image_size}")
         build_network(self.arch, self.variant, self.group)  # raises if group does not fit
+        # Both networks downsample by 32 with "same" padding, so the last batch norm sees
+        # batch x ceil(size/32)^2 values per channel; in training mode (forward_backward)
+        # batch norm needs more than one.
+        side = -(-self.image_size // 32)
+        if self.mode == "forward_backward" and self.batch * side * side < 2:
+            raise GroupConvError(
+                f"image_size={self.image_size} with batch={self.batch} leaves a {side}x{side} map "
+                "with 1 value per channel for the last batch norm, which needs more than one in "
+                "training mode (forward_backward); use a batch >= 2, an image size >= 33, or mode forward"
+            )
 
     @property
     def macs(self) -> int:
@@ -179,6 +196,23 @@ class NetworkWorkload:
         module = build_module(self.arch, self.variant, self.group, device="meta")
         with torch.no_grad():
             return count_module(module, (1, 3, self.image_size, self.image_size))
+
+    def min_memory_bytes(self, dtype: str = "float32") -> int:
+        """A lower bound on the memory a measurement needs: the weights and every conv's
+        input and output batches (``forward``), each twice with gradients (``forward_backward``).
+
+        Counted from the catalogue's layers at 224 and scaled by ``(image_size / 224)^2``, so
+        that no torch module is built: at 224 every map is 224 / 2^k exactly, and at another
+        size it is ceil(size / 2^k) >= (size / 224) (224 / 2^k), so the scaled count is a
+        lower bound.
+        """
+        from ..networks import build_network
+
+        layers = build_network(self.arch, self.variant, self.group).layers
+        scale = (self.image_size / 224) ** 2
+        acts = sum(layer.activations for layer in layers if layer.kind == "conv")
+        per = sum(layer.params for layer in layers) + int(self.batch * acts * scale)
+        return _min_bytes(per, self.mode, dtype)
 
     def key_fields(self) -> dict[str, object]:
         return {
@@ -211,6 +245,11 @@ class NetworkWorkload:
         module = build_module(self.arch, self.variant, self.group).to(device=device, dtype=kind)
         x = torch.randn(self.batch, 3, self.image_size, self.image_size, device=device, dtype=kind)
         return module, x
+
+
+def _min_bytes(elements: int, mode: str, dtype: str) -> int:
+    """``elements`` tensors' elements in bytes of ``dtype``, doubled for gradients."""
+    return elements * dtype_bytes(dtype) * (2 if mode == "forward_backward" else 1)
 
 
 def _unique(values: Iterable[object]) -> list:
