@@ -43,7 +43,7 @@ from .data import (
     sample_data,
     sample_weights,
 )
-from .solvers import GramSolver, reference_errors
+from .solvers import GramSolver, _blas_limits, reference_errors
 from .structures import METHODS, Structure, structure
 
 __all__ = ["ApproxConfig", "ApproxResult", "ApproxSweep", "approximability", "SOLVERS"]
@@ -399,8 +399,14 @@ def approximability(
         data_samples=x.shape[0],
         weight_samples=w.shape[0],
     )
-    layouts = [s.layout(cfg.in_channels, cfg.out_channels) for s in chosen]
+    # One BLAS thread for the whole sweep: its products are small enough that a second
+    # thread gains little on an idle machine and loses 3x on a busy one (benchmarks/approx).
+    with _blas_limits():
+        return _sweep(cfg, chosen, x, w, data_source, weight_source, solver, given_data, progress)
 
+
+def _sweep(cfg, chosen, x, w, data_source, weight_source, solver, given_data, progress) -> ApproxSweep:
+    layouts = [s.layout(cfg.in_channels, cfg.out_channels) for s in chosen]
     gram = gram_from_data(x, cfg.kernel, cfg.padding, progress=progress)
     fast = GramSolver(gram, w)
     mean_sq_w = float(np.mean(np.sum(w.reshape(w.shape[0], -1) ** 2, axis=1)))
