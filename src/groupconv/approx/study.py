@@ -31,7 +31,7 @@ import numpy as np
 from .. import _validate as v
 from ..errors import GroupConvError
 
-__all__ = ["StudyConfig", "StudyResult", "QUICK", "load_digits", "digits_cnn", "run_study"]
+__all__ = ["StudyConfig", "StudyResult", "QUICK", "load_digits", "digits_cnn", "run_study", "study_figure"]
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,13 @@ class StudyResult:
     models: tuple[dict, ...]
     layers: tuple[dict, ...]
     time_s: float
+
+    @classmethod
+    def from_dict(cls, data: dict) -> StudyResult:
+        """The inverse of :meth:`as_dict` (e.g. from ``benchmarks/real_data/study.json``)."""
+        cfg = {k: tuple(x) if isinstance(x, list) else x for k, x in data["config"].items()}
+        return cls(config=StudyConfig(**cfg), models=tuple(data["models"]),
+                   layers=tuple(data["layers"]), time_s=float(data["time_s"]))
 
     def as_dict(self) -> dict:
         """JSON-ready."""
@@ -290,3 +297,55 @@ def run_study(config: StudyConfig = StudyConfig(), progress: bool = False) -> St
             bar.close()
     return StudyResult(config=config, models=tuple(models), layers=tuple(layers),
                        time_s=time.perf_counter() - start)
+
+
+def study_figure(result):
+    """Two panels at column width: per-layer loss of output energy, and test error vs parameters."""
+    from matplotlib.figure import Figure
+
+    layers = result.layers_frame()
+    models = result.models_frame()
+    fig = Figure(figsize=(3.4, 5.8), layout="constrained")
+    ax1, ax2 = fig.subplots(2, 1)
+    style = {"gc": dict(color="tab:blue", marker="o", label="GC"),
+             "bgc": dict(color="tab:red", marker="s", label="BGC")}
+    # (a) rel_output_E per converted layer (mean over seeds) against the parameters kept
+    total_dense = float(models[models.method == "dense"].params.iloc[0])
+    dashes = ["-", "--", ":", "-."]
+    for i, layer in enumerate(dict.fromkeys(layers.layer)):
+        for method in ("gc", "bgc"):
+            sub = layers[(layers.layer == layer) & (layers.method == method)].groupby("groups")
+            mean = sub.rel_output_E.mean()
+            per = 1 if method == "gc" else 2
+            frac = np.array([per / g for g in mean.index])
+            st = dict(style[method])
+            st["label"] = f"{st['label']}, layer {layer}"
+            ax1.plot(frac, mean, linestyle=dashes[i % 4], markersize=3, linewidth=0.9, **st)
+    f = np.geomspace(1 / 20, 0.6, 50)
+    ax1.plot(f, 1 - f, color="black", linestyle=":", linewidth=0.8, label="white data: 1 - f")
+    ax1.set_xscale("log", base=2)
+    ax1.set_xlabel("conv parameters kept f (GC: 1/N, BGC: 2/N)", fontsize=7)
+    ax1.set_ylabel("output energy lost\n(real activations)", fontsize=7)
+    ax1.set_title("(a) least-squares fit per layer, mean of seeds", fontsize=7)
+    ax1.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.25))
+    # (b) test error after conversion + short fine-tune against parameters kept
+    for method in ("gc", "bgc"):
+        sub = models[models.method == method].groupby("groups")
+        mean, std = sub.test_error_finetuned.mean() * 100, sub.test_error_finetuned.std() * 100
+        frac = sub.params.mean() / total_dense
+        ax2.errorbar(frac, mean, yerr=std, capsize=2, markersize=4, linewidth=1, **style[method])
+        conv = sub.test_error.mean() * 100
+        ax2.plot(frac, conv, linestyle="none", marker=style[method]["marker"], markersize=3,
+                 fillstyle="none", color=style[method]["color"])
+    base = models[models.method == "dense"].test_error_finetuned.mean() * 100
+    ax2.axhline(base, color="black", linewidth=0.8, label="dense")
+    ax2.set_xscale("log", base=2)
+    ax2.set_yscale("log")
+    ax2.set_xlabel("conv parameters kept (fraction of dense)", fontsize=7)
+    ax2.set_ylabel("test error (%)", fontsize=7)
+    ax2.set_title("(b) filled: after fine-tune; open: right after conversion", fontsize=7)
+    ax2.legend(fontsize=7)
+    for ax in (ax1, ax2):
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    return fig
