@@ -31,7 +31,10 @@ import numpy as np
 from .. import _validate as v
 from ..errors import GroupConvError
 
-__all__ = ["StudyConfig", "StudyResult", "QUICK", "load_digits", "digits_cnn", "run_study", "study_figure"]
+__all__ = [
+    "StudyConfig", "StudyResult", "QUICK", "load_digits", "digits_cnn", "train", "error_rate",
+    "run_study", "study_figure",
+]
 
 
 @dataclass(frozen=True)
@@ -199,7 +202,8 @@ def digits_cnn(widths: Sequence[int] = (32, 64, 64, 64)):
     )
 
 
-def _train(model, x, y, epochs: int, lr: float, seed: int) -> None:
+def train(model, x, y, epochs: int, lr: float, seed: int) -> None:
+    """Adam on the cross-entropy, batches of 64 in a seeded order; leaves the model in eval mode."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
@@ -216,7 +220,8 @@ def _train(model, x, y, epochs: int, lr: float, seed: int) -> None:
     model.eval()
 
 
-def _test_error(model, x, y) -> float:
+def error_rate(model, x, y) -> float:
+    """Fraction of ``x`` the model (in eval mode) classifies wrongly."""
     import torch
 
     model.eval()
@@ -253,7 +258,7 @@ def run_study(config: StudyConfig = StudyConfig(), progress: bool = False) -> St
             torch.manual_seed(seed)
             x_tr, y_tr, x_te, y_te = load_digits(seed, config.test_fraction)
             base = digits_cnn(config.widths)
-            _train(base, x_tr, y_tr, config.epochs, config.lr, seed)
+            train(base, x_tr, y_tr, config.epochs, config.lr, seed)
             methods = sorted({m for m, _ in variants})
             approx = approximability_of_model(
                 base, x_tr, methods=methods, groups=sorted({g for _, g in variants})
@@ -281,12 +286,12 @@ def run_study(config: StudyConfig = StudyConfig(), progress: bool = False) -> St
                                                   layers=converted)
                     params, macs = int(report.params_after.sum()), int(report.macs_after.sum())
                     mean_rel = float(report.rel_output_E.mean())
-                err = _test_error(model, x_te, y_te)
-                _train(model, x_tr, y_tr, config.finetune_epochs, config.finetune_lr, seed + 1000)
+                err = error_rate(model, x_te, y_te)
+                train(model, x_tr, y_tr, config.finetune_epochs, config.finetune_lr, seed + 1000)
                 models.append(dict(
                     seed=seed, method=method, groups=g, params=params, macs=macs,
                     mean_rel_output_E=mean_rel, test_error=err,
-                    test_error_finetuned=_test_error(model, x_te, y_te),
+                    test_error_finetuned=error_rate(model, x_te, y_te),
                     train_size=int(len(y_tr)), test_size=int(len(y_te)),
                 ))
                 if bar is not None:
