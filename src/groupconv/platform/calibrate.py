@@ -691,6 +691,9 @@ def calibrate(
         "seed": seed,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "groupconv_counter": _counter_name(),
+        "clock": ("measure (mean of windows, with energy)" if source.available else
+                  "cuda events (fastest window)" if device != "cpu" else
+                  "thread_time (fastest window)" if threads_now == 1 else "perf_counter (fastest window)"),
     }
     platform = fit_platform(list(rows.values()), device=device, metadata=metadata)
     if out is not None:
