@@ -36,7 +36,7 @@ from .catalogue import (
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["build_module", "input_shape"]
+__all__ = ["RESNEXT101_32X8D_STAGES", "build_module", "input_shape", "resnext101_32x8d"]
 
 
 def input_shape(batch: int = 1) -> tuple[int, int, int, int]:
@@ -134,7 +134,37 @@ def _mobilenet_v1(variant: str, group: int):
     return MobileNetV1()
 
 
+#: ResNeXt-101 (32x8d): 3, 4, 23, 3 bottlenecks of width 256, 512, 1024, 2048 (32 groups of 8
+#: channels in the first stage), outputs 256 ... 2048, as torchvision's ``resnext101_32x8d``.
+RESNEXT101_32X8D_STAGES: tuple[tuple[int, int, int, int], ...] = (
+    (3, 256, 256, 1),
+    (4, 512, 512, 2),
+    (23, 1024, 1024, 2),
+    (3, 2048, 2048, 2),
+)
+
+
+def resnext101_32x8d(*, device=None) -> torch.nn.Module:
+    """ResNeXt-101 (32x8d) as torchvision builds it (88,791,336 parameters, 16.5 G MACs at 224).
+
+    The catalogue's ResNeXt builder with deeper stages and wider bottlenecks (FgGC g=32);
+    used by the counting benchmark. ``device="meta"`` builds it without memory.
+    """
+    import torch
+
+    with torch.device(device) if device is not None else nullcontext():
+        module = _resnext("fggc", 32, RESNEXT101_32X8D_STAGES)
+        if device is None or torch.device(device).type != "meta":
+            _init_like_torchvision(module)
+    return module
+
+
 def _resnext50(variant: str, group: int):
+    return _resnext(variant, group, RESNEXT50_STAGES)
+
+
+def _resnext(variant: str, group: int, stages):
+    """A torchvision-layout ResNeXt with ``stages`` = (blocks, width, out_channels, stride) each."""
     from torch import nn
 
     class Bottleneck(nn.Module):
@@ -162,7 +192,7 @@ def _resnext50(variant: str, group: int):
             shortcut = x if self.downsample is None else self.downsample(x)
             return self.relu(out + shortcut)
 
-    class ResNeXt50(nn.Module):
+    class ResNeXt(nn.Module):
         def __init__(self):
             super().__init__()
             self.conv1 = nn.Conv2d(3, RESNEXT50_STEM_CHANNELS, 7, stride=2, padding=3, bias=False)
@@ -170,7 +200,7 @@ def _resnext50(variant: str, group: int):
             self.relu = nn.ReLU(inplace=True)
             self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
             channels = RESNEXT50_STEM_CHANNELS
-            for s, (blocks, width, out_channels, stage_stride) in enumerate(RESNEXT50_STAGES, start=1):
+            for s, (blocks, width, out_channels, stage_stride) in enumerate(stages, start=1):
                 stage = []
                 for b in range(blocks):
                     g = groups_for(variant, group, width, f"layer{s}.{b}.conv2")
@@ -186,4 +216,4 @@ def _resnext50(variant: str, group: int):
             x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
             return self.fc(self.avgpool(x).flatten(1))
 
-    return ResNeXt50()
+    return ResNeXt()
