@@ -106,12 +106,15 @@ def roofline_specs() -> list[Spec]:
     """Microbenchmarks for the roofline constants."""
     return [
         _spec("roofline", "tiny", n=1),
+        _spec("roofline", "view", n=64),
         _spec("roofline", "linear", batch=1024, fin=1024, fout=1024),
         _spec("roofline", "conv", batch=1, cin=256, cout=256, k=3, h=28, groups=1, stride=1),
         _spec("roofline", "copy", batch=1, c=64, h=256),  # 16 MiB
         _spec("roofline", "add", batch=1, c=64, h=256),
         _spec("roofline", "linear", batch=512, fin=2048, fout=512),
         _spec("roofline", "tiny", n=2),
+        _spec("roofline", "view", n=4096),
+        _spec("roofline", "view", n=8),
         _spec("roofline", "copy", batch=4, c=64, h=256),
     ]
 
@@ -201,7 +204,7 @@ def _spec_kernel(s: Spec, threads: int) -> str:
             return "conv_slow"
         return "conv_dw" if p["groups"] == p["cin"] and p["groups"] > 1 else "conv_mkldnn"
     return {"bn": "norm", "ln": "norm", "act": "activation", "add": "elementwise", "maxpool": "pool",
-            "avgpool": "pool", "gap": "pool", "cat": "cat", "copy": "copy", "softmax": "softmax",
+            "avgpool": "pool", "gap": "reduction", "cat": "cat", "copy": "copy", "softmax": "softmax",
             "linear": "matmul"}.get(s.kind, "other")
 
 
@@ -231,10 +234,12 @@ def _farthest_first(specs: list[Spec]) -> list[Spec]:
     X = (X - X.mean(axis=0)) / sd
     order = [int(np.argmin(X[:, 0] + X[:, 1]))]  # the smallest first, then spread
     dist = np.linalg.norm(X - X[order[0]], axis=1)
+    dist[order[0]] = -np.inf
     while len(order) < len(specs):
         nxt = int(np.argmax(dist))
         order.append(nxt)
         dist = np.minimum(dist, np.linalg.norm(X - X[nxt], axis=1))
+        dist[order] = -np.inf  # each spec once, also among identical points
     return [specs[i] for i in order]
 
 
@@ -303,20 +308,19 @@ def _modules():
             super().__init__()
             self.register_buffer("other", other)
             self.op = op
-            self._groupconv_op = {"add": ("aten.add.Tensor", "elementwise"), "cat": ("aten.cat.default", "cat")}[op]
 
         def forward(self, x):
             return x + self.other if self.op == "add" else torch.cat([x, self.other], dim=1)
 
     class Copy(nn.Module):
-        _groupconv_op = ("aten.clone.default", "copy")
-
         def forward(self, x):
             return x.transpose(2, 3).contiguous()
 
-    class Tiny(nn.Module):
-        _groupconv_op = ("aten.relu.default", "activation")
+    class View(nn.Module):
+        def forward(self, x):
+            return x.view(-1, 2)
 
+    class Tiny(nn.Module):
         def forward(self, x):
             return torch.relu(x)
 
@@ -328,7 +332,7 @@ def _modules():
         def forward(self, x):
             return self.ln(x)
 
-    return Ring, Binary, Copy, Tiny, ChannelsLastLN
+    return Ring, Binary, Copy, Tiny, ChannelsLastLN, View
 
 
 def _synthetic_network(kind: str):
@@ -384,7 +388,7 @@ def _build(spec: Spec, device: str, dtype):
     import torch
     from torch import nn
 
-    Ring, Binary, Copy, Tiny, ChannelsLastLN = _modules()
+    Ring, Binary, Copy, Tiny, ChannelsLastLN, View = _modules()
     p = spec.p
     kw = {"device": device, "dtype": dtype}
     b = p.get("batch", 1)
@@ -392,6 +396,8 @@ def _build(spec: Spec, device: str, dtype):
         return _synthetic_network(spec.kind).to(**kw), torch.randn(b, 3, p["h"], p["h"], **kw), 1
     if spec.kind == "tiny":
         return Tiny(), torch.randn(p["n"], **kw), 1
+    if spec.kind == "view":
+        return View(), torch.randn(p["n"], **kw), 1
     if spec.kind == "conv":
         make = lambda: nn.Conv2d(p["cin"], p["cout"], p["k"], p["stride"], p["k"] // 2, groups=p["groups"], bias=False)  # noqa: E731
         x = torch.randn(b, p["cin"], p["h"], p["h"], **kw)
@@ -482,7 +488,7 @@ def _measure_spec(spec: Spec, device: str, dtype: str, threads: int, source, pro
 
     from ..measure import measure
     from ..measure.workloads import torch_dtype
-    from ._bridge import count_ops
+    from ..networks import count_module
 
     module, x, copies = _build(spec, device, torch_dtype(dtype))
     batch = int(x.shape[0])
@@ -505,15 +511,19 @@ def _measure_spec(spec: Spec, device: str, dtype: str, threads: int, source, pro
     if spec.phase == "network":
         return [dict(base, kernel="network", op="", calls=0, macs=0, bytes=0, groups=1, cin_per_group=1,
                      cout_per_group=1, out_pixels=1, taps=1, outer=1)]
-    ops, _, _ = count_ops(counted, (x,))
+    ops = count_module(counted, (x,)).ops
     if not ops:
         raise GroupConvError(f"calibration op {spec.key} recorded no operator")
     from .models import features_of
 
+    # the op that does the work (a linear also records a free transpose, a batch norm an
+    # empty tensor): its features describe the row, whose time includes the free ones
     feats = [features_of(o, device=device, threads=threads) for o in ops]
-    f0 = feats[0]
-    return [dict(base, kernel=f0.kernel, op=f0.op, calls=len(feats), macs=sum(f.macs for f in feats),
-                 bytes=sum(f.bytes for f in feats), groups=f0.groups, cin_per_group=f0.cin_per_group,
+    f0 = max(feats, key=lambda f: (f.kernel != "view", f.macs, f.bytes))
+    if spec.kind == "view":
+        f0 = feats[0]
+    return [dict(base, kernel=f0.kernel, op=f0.op, calls=1, macs=f0.macs,
+                 bytes=f0.bytes, groups=f0.groups, cin_per_group=f0.cin_per_group,
                  cout_per_group=f0.cout_per_group, out_pixels=f0.out_pixels, taps=f0.taps, outer=f0.outer)]
 
 
@@ -646,18 +656,18 @@ def calibrate(
         # phases share the budget: roofline first, networks last (a reserve of ~15 %)
         net_reserve = min(0.15 * budget_s, 120.0)
         n_nets = len(nets) if budget_s >= 60 else 4
-        plan: list[tuple[Spec, float]] = [(s, budget_s) for s in roof]
+        # the roofline and the first two networks always run (a platform needs its roofline
+        # constants and at least one network for its correction); the rest fits the budget
+        plan: list[tuple[Spec, float]] = [(s, math.inf) for s in roof]
         plan += [(s, budget_s - net_reserve) for s in ops]
-        plan += [(s, budget_s) for s in nets[:n_nets]]
+        plan += [(s, math.inf if i < 2 else budget_s) for i, s in enumerate(nets[:n_nets])]
         with tqdm(total=round(budget_s), desc="calibrate", unit="s", disable=not progress,
                   bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]") as bar:
             for spec, deadline in plan:
                 elapsed = time.perf_counter() - begin
                 if spec.key in rows:
                     continue
-                if elapsed >= deadline and spec.phase == "op":
-                    continue
-                if elapsed >= budget_s and spec.phase != "roofline":
+                if elapsed >= deadline:
                     skipped.append(spec.key)
                     continue
                 try:
@@ -691,6 +701,8 @@ def calibrate(
         "seed": seed,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "groupconv_counter": _counter_name(),
+        "points_measured": len(rows),
+        "points_skipped_for_budget": len(skipped),
         "clock": ("measure (mean of windows, with energy)" if source.available else
                   "cuda events (fastest window)" if device != "cpu" else
                   "thread_time (fastest window)" if threads_now == 1 else "perf_counter (fastest window)"),
@@ -702,11 +714,9 @@ def calibrate(
 
 
 def _counter_name() -> str:
-    import inspect
+    from .. import __version__
 
-    from .. import networks
-
-    return "count_module" if "backward" in inspect.signature(networks.count_module).parameters else "module-hooks"
+    return f"groupconv.networks.count_module ({__version__})"
 
 
 # ---------------------------------------------------------------------------- fitting
@@ -789,11 +799,12 @@ def fit_platform(rows: Sequence[dict[str, object]], *, device: str, metadata: di
 
 def _predict_network_raw(platform: Platform, row: dict[str, object]) -> tuple[float, float | None]:
     """Per-frame sum of per-op predictions (no correction) of a synthetic network row."""
-    from ._bridge import count_ops
+    from ..networks import count_module
 
     p = json.loads(str(row["spec"]))
     model = _synthetic_network(str(row["kind"]))
-    ops, batch, _ = count_ops(model, (int(p["batch"]), 3, int(p["h"]), int(p["h"])))
+    count = count_module(model, (int(p["batch"]), 3, int(p["h"]), int(p["h"])))
+    ops, batch = count.ops, count.batch
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t = sum(platform.predict_op(o, warn=False) for o in ops) / batch

@@ -63,6 +63,7 @@ KERNELS: tuple[str, ...] = (
     "cat",
     "embedding",
     "rnn",
+    "view",  # an op that moves no data and computes nothing (view, transpose, empty): dispatch only
     "other",
 )
 
@@ -183,10 +184,13 @@ def kernel_of(op, *, device: str = "cpu", threads: int = 1) -> str:
 
     Convolutions are split by the path the library takes (:func:`cpu_conv_uses_mkldnn`
     on a CPU; depthwise vs the rest on a GPU); ``linear``/``addmm``/``mm``/``bmm`` are
-    ``"matmul"``; every other op is its ``op_class``.
+    ``"matmul"``; an op that neither computes nor moves data is ``"view"``; every other
+    op is its ``op_class``.
     """
     op_class = getattr(op, "op_class", "other")
     if op_class != "conv":
+        if op.macs == 0 and op.bytes_read + op.bytes_written == 0:
+            return "view"
         return op_class if op_class in KERNELS else "other"
     x, w, stride, groups = _conv_geometry(op)
     depthwise = groups > 1 and len(x) >= 2 and groups == int(x[1])
