@@ -68,7 +68,7 @@ DEFAULT_BUDGET_S = 900.0
 #: Columns of the calibration runs CSV (``time_s``/``energy_J`` are per **call**).
 RUN_COLUMNS: tuple[str, ...] = (
     "key", "phase", "kind", "spec", "kernel", "op", "batch", "copies", "calls", "macs", "bytes", "groups",
-    "cin_per_group", "cout_per_group", "out_pixels", "taps", "outer",
+    "cin_per_group", "cout_per_group", "out_pixels", "taps", "outer", "weight_bytes",
     "time_s", "time_std_s", "energy_J", "repeats", "trials", "device", "threads", "dtype", "timestamp",
 )
 
@@ -510,7 +510,7 @@ def _measure_spec(spec: Spec, device: str, dtype: str, threads: int, source, pro
     }
     if spec.phase == "network":
         return [dict(base, kernel="network", op="", calls=0, macs=0, bytes=0, groups=1, cin_per_group=1,
-                     cout_per_group=1, out_pixels=1, taps=1, outer=1)]
+                     cout_per_group=1, out_pixels=1, taps=1, outer=1, weight_bytes=0)]
     ops = count_module(counted, (x,)).ops
     if not ops:
         raise GroupConvError(f"calibration op {spec.key} recorded no operator")
@@ -524,7 +524,8 @@ def _measure_spec(spec: Spec, device: str, dtype: str, threads: int, source, pro
         f0 = feats[0]
     return [dict(base, kernel=f0.kernel, op=f0.op, calls=1, macs=f0.macs,
                  bytes=f0.bytes, groups=f0.groups, cin_per_group=f0.cin_per_group,
-                 cout_per_group=f0.cout_per_group, out_pixels=f0.out_pixels, taps=f0.taps, outer=f0.outer)]
+                 cout_per_group=f0.cout_per_group, out_pixels=f0.out_pixels, taps=f0.taps, outer=f0.outer,
+                 weight_bytes=f0.weight_bytes)]
 
 
 def _best_of_windows(module, x, protocol) -> tuple[float, float, int]:
@@ -735,6 +736,7 @@ def _row_features(r: dict[str, object], calls: int) -> OpFeatures:
         kernel=str(r["kernel"]), macs=_f(r, "macs") / calls, bytes=_f(r, "bytes") / calls, groups=i("groups"),
         op=str(r.get("op") or ""), batch=i("batch"), cin_per_group=i("cin_per_group"),
         cout_per_group=i("cout_per_group"), out_pixels=i("out_pixels"), taps=i("taps"), outer=i("outer"),
+        weight_bytes=_f(r, "weight_bytes") or 0.0,
     )
 
 
