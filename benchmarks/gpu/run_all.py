@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--networks", type=int, default=None, help="only the first N networks (a quick check)")
     parser.add_argument("--table4-channels", type=int, default=1024)
+    parser.add_argument("--table4-groups", type=int, nargs="+", default=[2, 4, 8, 16])
+    parser.add_argument("--table4-trials", type=int, default=5)
     args = parser.parse_args(argv)
 
     import torch
@@ -141,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     if left() > 60:
         t0 = time.perf_counter()
         cmd = [sys.executable, str(ROOT / "benchmarks" / "table4" / "run.py"), "--device", device,
-               "--channels", str(args.table4_channels), "--energy", args.energy, "--out", str(out / "table4_runs.csv")]
+               "--channels", str(args.table4_channels), "--energy", args.energy, "--out", str(out / "table4_runs.csv"),
+               "--trials", str(args.table4_trials), "--groups", *map(str, args.table4_groups)]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=max(30, left() - 10))
         (out / "table4_log.txt").write_text(done.stdout + done.stderr)
         summary["steps"]["table4_s"] = round(time.perf_counter() - t0, 1)
