@@ -243,26 +243,14 @@ def _nan_to_none(obj):
     return obj
 
 
-@dataclass(frozen=True)
-class _ConvOp:
-    """A conv call made from a ConvLayer (the OpCount fields the models read)."""
-
-    op: str
-    op_class: str
-    input_shapes: tuple
-    output_shapes: tuple
-    dtype: str
-    macs: int
-    bytes_read: int
-    bytes_written: int
-    groups: int
-    layer: ConvLayer
-
-
 _ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 
 
-def _conv_layer_op(layer: ConvLayer, batch: int, dtype: str) -> _ConvOp:
+def _conv_layer_op(layer: ConvLayer, batch: int, dtype: str):
+    """The ``OpCount`` of one ``aten.convolution`` call of ``layer`` on ``batch`` frames
+    (the bytes as the operator counter counts them: input, weight and bias read, output written)."""
+    from ..networks.count import OpCount
+
     kh, kw = (layer.kernel, layer.kernel) if isinstance(layer.kernel, int) else tuple(layer.kernel)
     h_in = layer.in_height if layer.in_height is not None else layer.out_height * layer.stride
     w_in = layer.in_width if layer.in_width is not None else layer.out_width * layer.stride
@@ -271,9 +259,11 @@ def _conv_layer_op(layer: ConvLayer, batch: int, dtype: str) -> _ConvOp:
     out = (batch, layer.out_channels, layer.out_height, layer.out_width)
     size = _ITEMSIZE.get(dtype, 4)
     read = (math.prod(x) + math.prod(w) + (layer.out_channels if layer.bias else 0)) * size
-    return _ConvOp(
+    return OpCount(
         op="aten.convolution.default",
         op_class="conv",
+        module=layer.name,
+        phase="forward",
         input_shapes=(x, w),
         output_shapes=(out,),
         dtype=dtype,
