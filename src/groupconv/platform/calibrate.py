@@ -150,7 +150,8 @@ def _conv_candidates(rng: np.random.Generator, n: int, batches: Sequence[int]) -
         base = max(16, int(2 ** round(np.log2(16 * 112 / h))))  # ~16 ch at 112, ~512 at 4
         cin = int(min(1024, max(8, base * 2.0 ** rng.integers(-2, 2))))
         cout = int(min(1024, max(8, cin * 2.0 ** rng.integers(-1, 3))))
-        form = rng.choice(["dense3", "pointwise", "grouped", "depthwise", "dense_k", "grouped_pw"], p=[0.15, 0.2, 0.2, 0.2, 0.1, 0.15])
+        form = rng.choice(["dense3", "pointwise", "grouped", "depthwise", "dense_k", "grouped_pw", "per_group"],
+                          p=[0.12, 0.2, 0.15, 0.15, 0.08, 0.1, 0.2])
         k, groups = 3, 1
         if form == "pointwise":
             k = 1
@@ -162,6 +163,10 @@ def _conv_candidates(rng: np.random.Generator, n: int, batches: Sequence[int]) -
         elif form == "grouped_pw":
             k = 1
             groups = int(rng.choice([g for g in (2, 4, 8, 16, 32) if cin % g == 0 and cout % g == 0 and g < cin]))
+        elif form == "per_group":  # a fixed number of channels per group (E2GC's G): many groups
+            k = 3
+            per = int(rng.choice([c for c in (2, 4, 8, 16, 32) if c < cin and cin % c == 0]))
+            cout, groups = cin, cin // per
         elif form == "depthwise":
             k = int(rng.choice([3, 3, 5, 7]))
             cout, groups = cin, cin
@@ -259,7 +264,7 @@ def _farthest_first(specs: list[Spec]) -> list[Spec]:
     return [specs[i] for i in order]
 
 
-def operator_specs(*, threads: int = 1, seed: int = 0, n_conv: int = 700, n_memory: int = 300,
+def operator_specs(*, threads: int = 1, seed: int = 0, n_conv: int = 900, n_memory: int = 450,
                    batches: Sequence[int] = (1, 1, 2, 4, 8, 16)) -> list[Spec]:
     """The designed operator set, ordered so that every prefix is informative.
 

@@ -88,7 +88,7 @@ class Platform:
         return features_of(op, device=self.device, threads=self.threads)
 
     def _predict(self, feats: OpFeatures, models: Mapping[str, KernelModel], factor: float, warn: bool) -> tuple[float, bool]:
-        model = models.get(f"{feats.kernel}:{feats.op}") or models.get(feats.kernel)
+        model = _lookup(models, feats)
         if model is None:
             if warn:
                 warnings.warn(
@@ -132,7 +132,7 @@ class Platform:
         if not self.has_energy:
             return None
         feats = self.features(op, batch)
-        model = self.energy_models.get(f"{feats.kernel}:{feats.op}") or self.energy_models.get(feats.kernel)
+        model = _lookup(self.energy_models, feats)
         factor = float(self.network_correction.get("energy_factor", 1.0))
         if model is None:
             return None
@@ -231,6 +231,20 @@ class Platform:
         import html
 
         return "<pre>" + html.escape(self.summary()) + "</pre>"
+
+
+def _out_of_place(op: str) -> str:
+    """``aten.relu_.default`` -> ``aten.relu.default`` (an in-place op priced as its twin)."""
+    parts = op.split(".")
+    if len(parts) >= 2 and parts[1].endswith("_") and not parts[1].startswith("_"):
+        parts[1] = parts[1][:-1]
+    return ".".join(parts)
+
+
+def _lookup(models: Mapping[str, KernelModel], feats: OpFeatures) -> KernelModel | None:
+    """The per-operator model (or that of its out-of-place twin), else the kernel type's."""
+    return (models.get(f"{feats.kernel}:{feats.op}") or models.get(f"{feats.kernel}:{_out_of_place(feats.op)}")
+            or models.get(feats.kernel))
 
 
 def _nan_to_none(obj):
