@@ -879,17 +879,17 @@ def _predict_network_raw(platform: Platform, row: dict[str, object]) -> tuple[di
     return groups, e
 
 
-def _group_factors(T: np.ndarray, y: np.ndarray, prior: float, strength: float = 0.3) -> np.ndarray:
-    """Non-negative factors a (one per group) with y ~ T a on relative residuals, each pulled
-    towards ``prior`` (ridge of weight ``strength``): groups a network set barely exercises
-    stay near the overall factor."""
-    from scipy.optimize import nnls
+def _group_factors(T: np.ndarray, y: np.ndarray, prior: float, strength: float = 0.5) -> np.ndarray:
+    """Factors a (one per group) with y ~ T a on relative residuals, each pulled towards
+    ``prior`` (ridge of weight ``strength``) and kept within [prior / 2, 2 prior]: groups a
+    network set barely exercises, or exercises only in proportion to another group, stay
+    near the overall factor instead of trading off against each other."""
+    from scipy.optimize import lsq_linear
 
     used = T.sum(axis=0) > 0
-    A = T / y[:, None]
-    A = np.vstack([A, strength * np.eye(T.shape[1])])
+    A = np.vstack([T / y[:, None], strength * np.eye(T.shape[1])])
     b = np.concatenate([np.ones(len(y)), strength * np.full(T.shape[1], prior)])
-    a, _ = nnls(A, b)
+    a = lsq_linear(A, b, bounds=(0.5 * prior, 2.0 * prior)).x
     a[~used] = prior
     return a
 
