@@ -8,6 +8,7 @@
   time, a fitted model's energy, or any per-layer pricing function).
 """
 
+from .recommend import Recommendation, catalogue_layers, layer_pricer, recommend
 from .search import SearchResult, brute_force, search
 
-__all__ = ["SearchResult", "brute_force", "search"]
+__all__ = ["Recommendation", "SearchResult", "brute_force", "catalogue_layers", "layer_pricer", "recommend", "search"]
