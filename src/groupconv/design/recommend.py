@@ -236,17 +236,23 @@ def recommend(
         macs.append([layer.with_groups(g).macs for g in opts])
     fixed_params = sum(layer.weight_params for layer in fixed)
     fixed_macs = sum(layer.macs for layer in fixed)
+    least_params = fixed_params + sum(min(row) for row in params)
+    least_macs = fixed_macs + sum(min(row) for row in macs)
+    if max_params is not None and max_params < least_params:
+        raise GroupConvError(f"no grouping of {arch} has at most max_params {max_params:,} weights: "
+                             f"the least possible is {least_params:,}")
+    if max_macs is not None and max_macs < least_macs:
+        raise GroupConvError(f"no grouping of {arch} has at most max_macs {max_macs:,} MACs: "
+                             f"the least possible is {least_macs:,}")
     try:
         result = search(
             costs, params, macs,
             max_params=None if max_params is None else max_params - fixed_params,
             max_macs=None if max_macs is None else max_macs - fixed_macs,
         )
-    except GroupConvError as exc:
-        message = str(exc)
-        if max_params is not None:
-            message += f" (the other layers have {fixed_params:,} weights)"
-        raise GroupConvError(f"{arch}: {message}") from None
+    except GroupConvError:
+        raise GroupConvError(f"no grouping of {arch} meets max_params {max_params} and max_macs {max_macs} "
+                             "together") from None
     groups = tuple(opts[i] for opts, i in zip(options, result.choice))
 
     notes = []
