@@ -52,8 +52,10 @@ def test_small_layers_against_flop_counter_and_parameters(case):
     assert len(count.layers) == 1
     assert count.batch == shape[0]
     assert count.flops * shape[0] == torch_flops(module, shape)  # FLOPs = 2 MACs, per batch
-    assert count.params == count.total_params == sum(p.numel() for p in module.parameters())
-    assert count.layers[0].params == count.params
+    # params = weights only (the E2GC convention, as Network.params); biases apart
+    assert count.params == module.weight.numel()
+    assert count.params + count.bias_params == count.total_params == sum(p.numel() for p in module.parameters())
+    assert count.layers[0].params == count.total_params  # ConvLayer.params: weights + bias
 
 
 def test_depthwise_counts_by_hand():
@@ -107,11 +109,12 @@ def test_random_grouped_convs(groups, in_mult, out_mult, k, stride, padding, dil
     assert count.layers == (expected,)
     assert count.macs == n * (m // groups) * k * k * out * out
     assert 2 * batch * count.macs == torch_flops(conv, (batch, m, size, size))
-    assert count.params == sum(p.numel() for p in conv.parameters())
+    assert count.params + count.bias_params == sum(p.numel() for p in conv.parameters())
+    assert count.params == n * (m // groups) * k * k
 
 
 class Tiny(nn.Module):
-    """Conv -> BN -> shared linear used twice -> an uncounted Conv3d."""
+    """Conv -> BN -> shared linear used twice -> a Conv3d (counted since the tracer)."""
 
     def __init__(self):
         super().__init__()
@@ -130,12 +133,14 @@ class Tiny(nn.Module):
 def test_shared_modules_bn_and_uncounted():
     model = Tiny()
     count = count_module(model, (2, 3, 6, 6))
-    assert [layer.name for layer in count.layers] == ["conv", "head", "head#2"]
-    assert count.uncounted == ("volume",)
-    assert count.params == (4 * 27 + 4) + (16 + 4)  # the shared head counted once
+    assert [layer.name for layer in count.layers] == ["conv", "head", "head#2", "volume"]
+    assert count.unsupported == {} and count.uncalled_modules == ("unused",)
+    assert count.params == 4 * 27 + 16 + 1  # weights; the shared head counted once
+    assert count.bias_params == 4 + 4 + 1
     assert count.total_params == sum(p.numel() for p in model.parameters())
-    assert count.other_params == 8 + 2 + 6  # BN, Conv3d, unused linear
-    assert count.macs == 4 * 27 * 36 + 2 * 16
+    assert count.other_params == 8 + 6  # BN, unused linear
+    # conv 4*27 MACs at 36 positions, head (4x4) twice on 1 position, Conv3d 1x1x1 on 4 voxels
+    assert count.macs == 4 * 27 * 36 + 2 * 16 + 4
 
 
 def test_mode_and_running_stats_are_untouched():
@@ -158,7 +163,7 @@ def test_root_conv_is_named_by_type_and_dict_is_json_ready():
 
 @pytest.mark.parametrize(
     "shape,fragment",
-    [((), "()"), ((1, 0, 4, 4), "0"), ((1, 3.5, 4), "3.5"), ("abc", "'a'"), (5, "5"), ((1, 5, 8, 8), "(1, 5, 8, 8)")],
+    [((), "()"), ((1, 0, 4, 4), "0"), ((1, 3.5, 4), "3.5"), ("abc", "'abc'"), (5, "5"), ((1, 5, 8, 8), "(1, 5, 8, 8)")],
 )
 def test_bad_input_shape(shape, fragment):
     with pytest.raises(GroupConvError) as info:

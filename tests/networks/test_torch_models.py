@@ -41,7 +41,7 @@ def test_module_layers_equal_catalogue_layers(arch, variant, group):
     module = build_module(arch, variant, group, device="meta")  # shapes only, no compute
     count = count_module(module, input_shape(2))
     assert count.layers == net.layers
-    assert count.weight_params == net.params  # the paper's Params column
+    assert count.params == net.params  # the paper's Params column: weights, both counters
     assert count.bias_params == net.bias_params == 1000
     assert sum(p.numel() for p in module.parameters()) == net.total_params == count.total_params
     bn = sum(p.numel() for m in module.modules() if isinstance(m, torch.nn.BatchNorm2d) for p in m.parameters())

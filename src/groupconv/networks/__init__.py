@@ -4,8 +4,10 @@
   (torch-free), whose totals reproduce the E2GC paper's Tables III and IV
   (:func:`compare_with_paper`).
 * :func:`build_module` - the same variant as a real ``torch.nn.Module``.
-* :func:`count_module` - the conv and linear layers of any torch model, read from a
-  forward pass.
+* :func:`count_module` - every aten op of any torch model (MACs, bytes, module, shapes),
+  traced through torch's dispatcher, by default on the ``meta`` device.
+* :func:`resolve_model` - a model from ``FILE.py:FACTORY``, ``package.module:factory``
+  or a catalogue name.
 
 torch is imported only inside the functions that need it.
 """
@@ -23,7 +25,8 @@ from .catalogue import (
     groups_for,
     paper_networks,
 )
-from .count import ModelCount, count_module
+from .count import ModelCount, OpCount, count_module
+from .resolve import resolve_model
 from .torch_models import build_module, input_shape
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "VARIANTS",
     "ModelCount",
     "Network",
+    "OpCount",
     "build_module",
     "build_network",
     "compare_with_paper",
@@ -42,4 +46,5 @@ __all__ = [
     "groups_for",
     "input_shape",
     "paper_networks",
+    "resolve_model",
 ]

@@ -1,122 +1,361 @@
-"""Count the conv and linear layers of any torch model from one forward pass.
+"""Count any torch model at the operator level: every op's MACs and bytes, per module, per frame.
 
-:func:`count_module` runs the model once on zeros of the given shape with forward hooks
-on every ``nn.Conv1d``, ``nn.Conv2d`` and ``nn.Linear``, and turns each call into a
-:class:`~groupconv.cost.ConvLayer` built from the shapes it actually saw (so padding,
-dilation, stride and ``padding="same"`` need no special cases: the output size is read,
-not predicted).
+:func:`count_module` runs the model once under a ``TorchDispatchMode``
+(:mod:`groupconv.networks.trace`), by default on the ``meta`` device so that nothing is
+computed, and records every aten op with its module path, shapes, dtype, MACs and bytes
+read and written (formulas in :mod:`groupconv.cost.ops`, which imports no torch).
 
 Conventions
 -----------
-* The leading dimension of the input is the batch B; ``macs`` are per frame (per item
-  of the batch), as everywhere in groupconv.
-* A ``Conv1d`` on length L is a 1 x L map with a 1 x k kernel.
-* A ``Linear`` applied to (B, ..., in) is a 1x1 conv on a 1 x P map, P = the product
-  of the middle dimensions (P = 1 for the usual (B, in)).
-* ``ConvLayer.stride`` is the stride when it is the same along both axes, else 1 (the
-  input and output sizes, which the counts use, are always recorded exactly).
-* A module called several times (shared weights) gives one layer per call (named
-  ``name#2``, ``name#3`` ...); its parameters are counted once.
-* Compute outside these three module types (batch norm, attention matmuls, functional
-  ``F.conv2d`` calls, ``Conv3d``, transposed convs) is not counted; called modules of the
-  unsupported conv types are listed in :attr:`ModelCount.uncounted`.
-
-torch is imported when :func:`count_module` is called, not when this module is imported.
+* **Per frame** means per item of the batch the caller declares (``batch=``; default:
+  the leading dimension of the first input), never an op's own leading dimension, so a
+  model that folds (B, T) into its batch, or concatenates its input with itself, is
+  still divided by B. :class:`OpCount` values are per call (the whole batch).
+* ``macs``: multiply-accumulates (convolutions of any rank, transposed and grouped;
+  ``mm``/``addmm``/``bmm``/``baddbmm``; attention in every backend); ``flops = 2 macs``.
+* ``bytes``: bytes read + bytes written by every op (views move nothing); weights are
+  read once per call, so per-frame bytes fall with the batch, as in
+  :class:`~groupconv.cost.ConvLayer`'s traffic model.
+* ``params`` means **weights of the MAC-performing layers** (the tensors multiplied in a
+  conv or a matmul), the E2GC paper's P, the same as
+  :attr:`groupconv.networks.Network.params`. ``bias_params`` are the biases of those
+  layers, ``other_params`` everything else (batch norm, embeddings, unused modules) and
+  ``total_params`` every unique parameter (tied and shared parameters once).
+* :attr:`ModelCount.layers` holds a :class:`~groupconv.cost.ConvLayer` per forward conv
+  or matmul call: a conv on N images is a layer of ``batch=N`` (a Conv1d on length L is a
+  1 x L map; a Conv3d folds depth into height: kernel ``(kd*kh, kw)``, map
+  ``(D*H, W)``); a transposed conv is its adjoint conv (input and output swapped, the
+  same MACs, weights and activations); ``mm``/``addmm`` (M, K) x (K, N) is a 1x1 conv
+  K -> N on a 1 x M/B map of batch B; ``bmm`` with b = B*h matrices is a 1x1 conv with
+  h groups. The per-frame totals come from the ops, not from the layers.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import math
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from .. import _validate as v
 from ..cost import ConvLayer
+from ..cost import ops as cost_ops
 from ..errors import GroupConvError
-from ._totals import LayerTotals
 
-if TYPE_CHECKING:  # pragma: no cover
-    import torch
+__all__ = ["ModelCount", "OpCount", "count_module"]
 
-__all__ = ["ModelCount", "count_module"]
+_MAC_CLASSES = frozenset(("conv", "conv_transpose", "matmul", "attention", "rnn"))
+# argument positions of the bias (added, not multiplied) in the MAC ops that take one
+_BIAS_POSITION = {
+    "aten.convolution": (2,), "aten._convolution": (2,), "aten.convolution_overrideable": (2,),
+    "aten.mkldnn_convolution": (2,), "aten._slow_conv2d_forward": (3,),
+    "aten.addmm": (0,), "aten._addmm_activation": (0,), "aten.baddbmm": (0,), "aten.addbmm": (0,),
+    "aten.addmv": (0,), "aten.mkldnn_rnn_layer": (3, 4), "aten._native_multi_head_attention": (6, 8),
+    "aten._transformer_encoder_layer_fwd": (4, 6, 15, 17),
+}
+_CONV_PACKETS = frozenset(p for p, (c, _) in cost_ops.MAC_FORMULAS.items() if c in ("conv", "conv_transpose"))
+
+
+def _per_frame(total: int, batch: int):
+    return total // batch if total % batch == 0 else total / batch
 
 
 @dataclass(frozen=True)
-class ModelCount(LayerTotals):
-    """Conv and linear layers of a torch model, as seen in one forward pass.
+class OpCount:
+    """One aten op call: what ran, where, on what shapes, and what it cost.
 
     Parameters
     ----------
-    layers : tuple of ConvLayer
-        One per call of a conv or linear module, in execution order, named by the
-        module's qualified name.
-    input_shape : tuple of int
-        The shape the model was run on; ``input_shape[0]`` is the batch.
-    weight_params, bias_params : int
-        Weights and biases of the counted modules (each module once).
-    other_params : int
-        Every other parameter of the model (batch norm, embeddings, modules not called).
-    uncounted : tuple of str
-        Names of called modules whose compute is not counted (Conv3d, transposed convs).
+    op : str
+        aten overload name, e.g. ``"aten.convolution.default"``.
+    op_class : str
+        One of ``groupconv.cost.ops.OP_CLASSES`` ("conv", "matmul", "norm", ...).
+    module : str
+        Qualified name of the innermost module running ("" at top level).
+    phase : {"forward", "backward"}
+    input_shapes, output_shapes : tuple of tuple of int
+        Shapes of the tensor arguments and of the tensors returned.
+    dtype : str
+        dtype of the first tensor argument, e.g. ``"float32"``.
+    macs, bytes_read, bytes_written : int
+        Of the whole call (the whole batch, not per frame).
+    layer : ConvLayer or None
+        The call as a cost-model layer (convs and matmuls only).
+    groups : int
+        Groups of a convolution, else 1.
     """
 
-    layers: tuple[ConvLayer, ...]
-    input_shape: tuple[int, ...]
-    weight_params: int
+    op: str
+    op_class: str
+    module: str
+    phase: str
+    input_shapes: tuple
+    output_shapes: tuple
+    dtype: str
+    macs: int
+    bytes_read: int
+    bytes_written: int
+    layer: ConvLayer | None = None
+    groups: int = 1
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+    @property
+    def bytes(self) -> int:
+        """Bytes read + written by the call."""
+        return self.bytes_read + self.bytes_written
+
+    @property
+    def arithmetic_intensity(self) -> float:
+        """MACs per byte moved (0 for an op that moves nothing)."""
+        return self.macs / self.bytes if self.bytes else 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "op": self.op, "op_class": self.op_class, "module": self.module, "phase": self.phase,
+            "input_shapes": [list(s) for s in self.input_shapes],
+            "output_shapes": [list(s) for s in self.output_shapes],
+            "dtype": self.dtype, "macs": self.macs, "bytes_read": self.bytes_read,
+            "bytes_written": self.bytes_written, "groups": self.groups,
+            "arithmetic_intensity": self.arithmetic_intensity,
+        }
+
+
+@dataclass(frozen=True)
+class ModelCount:
+    """Every op of one traced run, and per-frame totals that cannot mislead.
+
+    Parameters
+    ----------
+    ops : tuple of OpCount
+        In execution order (values per call).
+    batch : int
+        The declared number of frames; every per-frame total is divided by it.
+    input_shapes : tuple
+        Shapes of the positional inputs the model ran on.
+    params, bias_params, total_params : int
+        Weights of the MAC-performing layers, their biases, every unique parameter.
+    layers : tuple of ConvLayer
+        The forward convs and matmuls as cost-model layers (see the module docstring).
+    unsupported : dict
+        aten op name -> calls, for ops with no MAC formula that are not known to be
+        MAC-free (their bytes are counted, their MACs are not).
+    uncalled_modules : tuple of str
+        Modules of the model whose forward never ran through ``__call__`` (never
+        called, or called as ``.forward`` directly: then their ops are counted under the
+        caller).
+    module_params : dict
+        Qualified module name -> unique parameters in its subtree (for the module table).
+    """
+
+    ops: tuple[OpCount, ...]
+    batch: int
+    input_shapes: tuple
+    params: int
     bias_params: int
-    other_params: int
-    uncounted: tuple[str, ...] = field(default=())
+    total_params: int
+    layers: tuple[ConvLayer, ...] = ()
+    unsupported: dict = field(default_factory=dict)
+    uncalled_modules: tuple[str, ...] = ()
+    module_params: dict = field(default_factory=dict, repr=False, compare=False)
+
+    # --- totals, per frame ---------------------------------------------------------
+    @property
+    def other_params(self) -> int:
+        """Parameters that are neither MAC weights nor their biases (batch norm, embeddings ...)."""
+        return self.total_params - self.params - self.bias_params
 
     @property
-    def batch(self) -> int:
-        return self.input_shape[0]
+    def macs(self):
+        """Multiply-accumulates per frame (every recorded op, divided by ``batch``)."""
+        return _per_frame(sum(o.macs for o in self.ops), self.batch)
 
     @property
-    def params(self) -> int:
-        """Weights + biases of the conv and linear modules (each module once)."""
-        return self.weight_params + self.bias_params
+    def flops(self):
+        """FLOPs per frame, 2 * macs."""
+        return _per_frame(2 * sum(o.macs for o in self.ops), self.batch)
 
     @property
-    def total_params(self) -> int:
-        """Every parameter of the model, ``sum(p.numel() for p in module.parameters())``."""
-        return self.params + self.other_params
+    def bytes_read(self):
+        return _per_frame(sum(o.bytes_read for o in self.ops), self.batch)
+
+    @property
+    def bytes_written(self):
+        return _per_frame(sum(o.bytes_written for o in self.ops), self.batch)
+
+    @property
+    def bytes(self):
+        """Bytes read + written per frame, unfused (every op's own traffic)."""
+        return _per_frame(sum(o.bytes_read + o.bytes_written for o in self.ops), self.batch)
+
+    @property
+    def arithmetic_intensity(self) -> float:
+        """MACs per byte moved over the whole run."""
+        moved = sum(o.bytes_read + o.bytes_written for o in self.ops)
+        return sum(o.macs for o in self.ops) / moved if moved else 0.0
+
+    @property
+    def activations(self) -> int:
+        """Sum over :attr:`layers` of input + output elements per image (as Network's)."""
+        return sum(layer.activations for layer in self.layers)
+
+    # --- tables --------------------------------------------------------------------
+    def op_calls(self) -> pd.DataFrame:
+        """One row per op call (values per call)."""
+        return pd.DataFrame([o.as_dict() for o in self.ops])
+
+    def op_table(self, by: str = "op") -> pd.DataFrame:
+        """Per operator type (``by="op"``) or per op class (``by="op_class"``), per frame.
+
+        Columns: ``by``, ``calls``, ``macs``, ``bytes`` (per frame), ``share_macs``,
+        ``share_bytes`` and ``arithmetic_intensity``; sorted by bytes.
+        """
+        v.one_of("op_table by", by, ("op", "op_class"))
+        rows: dict[str, list] = {}
+        for o in self.ops:
+            row = rows.setdefault(getattr(o, by), [0, 0, 0])
+            row[0] += 1
+            row[1] += o.macs
+            row[2] += o.bytes_read + o.bytes_written
+        total_macs = sum(r[1] for r in rows.values()) or 1
+        total_bytes = sum(r[2] for r in rows.values()) or 1
+        table = pd.DataFrame(
+            [
+                {
+                    by: key, "calls": calls, "macs": _per_frame(macs, self.batch),
+                    "bytes": _per_frame(moved, self.batch), "share_macs": macs / total_macs,
+                    "share_bytes": moved / total_bytes,
+                    "arithmetic_intensity": macs / moved if moved else 0.0,
+                }
+                for key, (calls, macs, moved) in rows.items()
+            ]
+        )
+        return table.sort_values("bytes", ascending=False, kind="stable").reset_index(drop=True) if len(table) else table
 
     def layer_table(self) -> pd.DataFrame:
         """One row per layer (``ConvLayer.as_dict()``)."""
         return pd.DataFrame([layer.as_dict() for layer in self.layers])
 
+    def module_table(self, depth: int | None = 2) -> pd.DataFrame:
+        """Per-module tree to ``depth`` (like fvcore's ``flop_count_table``), per frame.
+
+        One row per module at depth <= ``depth`` (the model itself is ``"model"`` at
+        depth 0), in first-call order, with the ops of its whole subtree: ``params``
+        (unique parameters of the subtree), ``macs``, ``bytes``, ``arithmetic_intensity``.
+        ``depth=None`` lists every module.
+        """
+        if depth is not None:
+            depth = v.nonnegative_int("depth", depth)
+        sums: dict[str, list] = {"": [0, 0]}
+        for o in self.ops:
+            parts = o.module.split(".") if o.module else []
+            keys = [""] + [".".join(parts[: i + 1]) for i in range(len(parts))]
+            for key in keys if depth is None else keys[: depth + 1]:
+                row = sums.setdefault(key, [0, 0])
+                row[0] += o.macs
+                row[1] += o.bytes_read + o.bytes_written
+        rows = []
+        for key, (macs, moved) in sums.items():
+            rows.append({
+                "module": key or "model",
+                "depth": 0 if not key else key.count(".") + 1,
+                "params": self.module_params.get(key, 0),
+                "macs": _per_frame(macs, self.batch),
+                "bytes": _per_frame(moved, self.batch),
+                "arithmetic_intensity": macs / moved if moved else 0.0,
+            })
+        return pd.DataFrame(rows)
+
+    # --- export --------------------------------------------------------------------
     def as_dict(self) -> dict[str, object]:
-        """Totals and per-layer dicts as plain ints/strings (for JSON)."""
+        """Totals (per frame), per-op and per-layer lists as plain values (for JSON)."""
         return {
-            "input_shape": list(self.input_shape),
             "batch": self.batch,
+            "input_shapes": [list(s) for s in self.input_shapes],
+            "macs": self.macs,
+            "flops": self.flops,
+            "bytes": self.bytes,
+            "bytes_read": self.bytes_read,
+            "bytes_written": self.bytes_written,
+            "arithmetic_intensity": self.arithmetic_intensity,
             "params": self.params,
-            "weight_params": self.weight_params,
             "bias_params": self.bias_params,
             "other_params": self.other_params,
             "total_params": self.total_params,
-            "macs": self.macs,
-            "flops": self.flops,
-            "activations": self.activations,
-            "uncounted": list(self.uncounted),
+            "unsupported": dict(self.unsupported),
+            "uncalled_modules": list(self.uncalled_modules),
+            "op_types": self.op_table().to_dict(orient="records"),
+            "ops": [o.as_dict() for o in self.ops],
             "layers": [layer.as_dict() for layer in self.layers],
         }
 
+    def to_json(self, path=None, **dump_kwargs) -> str:
+        """:meth:`as_dict` as JSON text; also written to ``path`` when given."""
+        text = json.dumps(self.as_dict(), **({"indent": 2} | dump_kwargs))
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text + "\n")
+        return text
 
-def count_module(module: torch.nn.Module, input_shape) -> ModelCount:
-    """List the conv and linear layers of ``module`` with their exact counts.
+    def to_csv(self, path=None, table: str = "ops") -> str:
+        """One of the tables as CSV: ``"ops"`` (per call), ``"op_types"``, ``"layers"``, ``"modules"``."""
+        v.one_of("table", table, ("ops", "op_types", "layers", "modules"))
+        frame = {
+            "ops": lambda: self.op_calls().assign(
+                input_shapes=lambda d: d["input_shapes"].map(json.dumps),
+                output_shapes=lambda d: d["output_shapes"].map(json.dumps),
+            ) if self.ops else pd.DataFrame(),
+            "op_types": self.op_table,
+            "layers": self.layer_table,
+            "modules": lambda: self.module_table(None),
+        }[table]()
+        buf = io.StringIO()
+        frame.to_csv(buf, index=False)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(buf.getvalue())
+        return buf.getvalue()
+
+    def _repr_html_(self) -> str:
+        head = (
+            f"<p>{self.macs:,} MACs, {self.bytes:,} bytes per frame (batch {self.batch}), "
+            f"params {self.params:,} (total {self.total_params:,})"
+            + (f"; <b>unsupported ops</b>: {dict(self.unsupported)}" if self.unsupported else "")
+            + "</p>"
+        )
+        return head + self.module_table(2).to_html(index=False)
+
+
+def count_module(model, inputs, *, kwargs=None, batch=None, device="meta", backward=False, training=None) -> ModelCount:
+    """Count every aten op of one run of ``model``: MACs, bytes, module, shapes.
 
     Parameters
     ----------
-    module : torch.nn.Module
-        Any model; it is run once, in eval mode and without gradients, on zeros of
-        ``input_shape`` (on the device and with the dtype of its first parameter, so a
-        model on the ``meta`` device is counted without computing anything). Its
-        train/eval flags are restored afterwards.
-    input_shape : sequence of int
-        Input shape, batch first, e.g. ``(1, 3, 224, 224)``.
+    model : torch.nn.Module
+        Any model. It is not modified: its train/eval flags are restored, and on
+        ``device="meta"`` its parameters and buffers are swapped for meta tensors only
+        for the run (``torch.func.functional_call``).
+    inputs : shape, list of shapes, tensor, or tuple of tensors
+        A shape such as ``(1, 3, 224, 224)`` means zeros of the model's float dtype;
+        tensors (integer token ids, masks ...) are moved to ``device`` as they are.
+    kwargs : dict, optional
+        Keyword inputs (tensors are moved to ``device``).
+    batch : int, optional
+        The declared number of frames: every per-frame total is divided by it. Default:
+        the leading dimension of the first input.
+    device : str or None
+        ``"meta"`` (default) counts without computing anything; ``None`` counts where
+        the model is (e.g. ``"cpu"`` to run the real kernels).
+    backward : bool
+        Also run and record the backward pass (ops tagged ``phase="backward"``).
+    training : bool, optional
+        Run in training mode (default: ``backward``). Without it the model runs in eval
+        mode under ``torch.no_grad()`` (inference).
 
     Returns
     -------
@@ -129,109 +368,151 @@ def count_module(module: torch.nn.Module, input_shape) -> ModelCount:
     >>> count_module(conv, (2, 32, 8, 8)).macs  # 64 * (32 / 4) * 9 * 8 * 8
     294912
     """
-    shape = _check_shape(input_shape)
-    import torch
+    from .trace import trace_model
+
+    trace, unique = trace_model(model, inputs, kwargs=kwargs, device=device, backward=backward, training=training)
+    first = trace.input_shapes[0]
+    if batch is None:
+        if not first:
+            raise GroupConvError("the first input is a scalar; declare batch= (frames per run)")
+        batch = first[0]
+    batch = v.positive_int("batch", batch)
+
+    weights: dict[int, object] = {}
+    biases: dict[int, object] = {}
+    for raw in trace.ops:
+        if raw.cost.op_class in _MAC_CLASSES and raw.param_args:
+            bias_at = _BIAS_POSITION.get(raw.packet, ())
+            for pos, p in raw.param_args:
+                (biases if pos in bias_at else weights)[id(p)] = p
+    # a bias added by a separate op (Linear on 3-D input, GRU's b_hn): a parameter with
+    # "bias" in its name, owned by a module that owns a counted weight
+    owned: dict[int, list] = {}
+    owner_of: dict[int, int] = {}
+    for mod in model.modules():
+        for pname, p in mod.named_parameters(recurse=False):
+            owner_of.setdefault(id(p), id(mod))
+            owned.setdefault(id(mod), []).append((pname, p))
+    for mod_id in {owner_of.get(i) for i in weights}:
+        for pname, p in owned.get(mod_id, ()):
+            if "bias" in pname and id(p) not in weights:
+                biases[id(p)] = p
+
+    root = type(model).__name__.lower()
+    seen: Counter = Counter()
+    ops, layers = [], []
+    unsupported: Counter = Counter()
+    for raw in trace.ops:
+        layer, groups = None, 1
+        if raw.cost.op_class in _MAC_CLASSES and raw.phase == "forward" and raw.cost.macs:
+            base = raw.module or root
+            seen[base] += 1
+            name = base if seen[base] == 1 else f"{base}#{seen[base]}"
+            layer, groups = _layer_of(raw, name, batch)
+            if layer is not None:
+                layers.append(layer)
+        elif raw.packet in _CONV_PACKETS:
+            groups = _conv_groups(raw)
+        if not raw.cost.known:
+            unsupported[raw.op] += 1
+        ops.append(OpCount(
+            raw.op, raw.cost.op_class, raw.module, raw.phase,
+            tuple(s.shape for s in raw.inputs), tuple(s.shape for s in raw.outputs), raw.dtype,
+            raw.cost.macs, raw.cost.bytes_read, raw.cost.bytes_written, layer, groups,
+        ))
+
     from torch import nn
 
-    if not isinstance(module, nn.Module):
-        raise GroupConvError(f"module must be a torch.nn.Module, got {type(module).__name__}")
-
-    names = {id(m): name or type(m).__name__.lower() for name, m in module.named_modules()}
-    calls: dict[int, int] = {}
-    layers: list[ConvLayer] = []
-    uncounted: list[str] = []
-    counted_modules: dict[int, nn.Module] = {}
-
-    def hook(mod, args, output):
-        calls[id(mod)] = calls.get(id(mod), 0) + 1
-        name = names[id(mod)]
-        if calls[id(mod)] > 1:
-            name = f"{name}#{calls[id(mod)]}"
-        if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Linear)):
-            layers.append(_layer_from_call(mod, args[0].shape, output.shape, name))
-            counted_modules[id(mod)] = mod
-        elif name not in uncounted:
-            uncounted.append(name)
-
-    handles = [
-        m.register_forward_hook(hook)
-        for m in module.modules()
-        if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))
-    ]
-    first = next(iter(module.parameters()), None)
-    x = torch.zeros(
-        shape,
-        dtype=first.dtype if first is not None else torch.float32,
-        device=first.device if first is not None else "cpu",
+    containers = (nn.ModuleList, nn.ModuleDict, nn.ParameterList, nn.ParameterDict)
+    uncalled = tuple(
+        name for name, m in model.named_modules()
+        if id(m) not in trace.called and name and not isinstance(m, containers)
     )
-    modes = {m: m.training for m in module.modules()}
-    try:
-        module.eval()
-        with torch.no_grad():
-            module(x)
-    except GroupConvError:
-        raise
-    except (RuntimeError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise GroupConvError(f"input_shape {shape} does not fit the module: {reason}") from None
-    finally:
-        for handle in handles:
-            handle.remove()
-        for m, training in modes.items():
-            m.training = training
-
-    weights = sum(m.weight.numel() for m in counted_modules.values())
-    biases = sum(m.bias.numel() for m in counted_modules.values() if m.bias is not None)
-    total = sum(p.numel() for p in module.parameters())
+    module_params = {}
+    for name, m in model.named_modules():
+        module_params[name] = sum(p.numel() for p in m.parameters())
     return ModelCount(
+        ops=tuple(ops),
+        batch=batch,
+        input_shapes=trace.input_shapes,
+        params=sum(p.numel() for p in weights.values()),
+        bias_params=sum(p.numel() for p in biases.values()),
+        total_params=sum(p.numel() for p in unique),
         layers=tuple(layers),
-        input_shape=shape,
-        weight_params=weights,
-        bias_params=biases,
-        other_params=total - weights - biases,
-        uncounted=tuple(uncounted),
+        unsupported=dict(unsupported),
+        uncalled_modules=uncalled,
+        module_params=module_params,
     )
 
 
-def _check_shape(input_shape) -> tuple[int, ...]:
-    try:
-        shape = tuple(input_shape)
-    except TypeError:
-        raise GroupConvError(f"input_shape must be a sequence of positive integers, got {input_shape!r}") from None
-    if not shape:
-        raise GroupConvError(f"input_shape must not be empty, got {input_shape!r}")
-    for size in shape:
-        v.positive_int("every input_shape entry", size)
-    return tuple(int(size) for size in shape)
+def _conv_groups(raw) -> int:
+    x, w, out = raw.args[0], raw.args[1], raw.outputs[0]
+    transposed = _is_transposed(raw)
+    return out.shape[1] // w.shape[1] if transposed else x.shape[1] // w.shape[1]
 
 
-def _layer_from_call(mod, in_shape, out_shape, name: str) -> ConvLayer:
-    """A ConvLayer for one call of a Conv1d, Conv2d or Linear with these shapes."""
-    from torch import nn
+def _is_transposed(raw) -> bool:
+    if raw.cost.op_class == "conv_transpose":
+        return True
+    return raw.packet in ("aten.convolution", "aten._convolution", "aten.convolution_overrideable") and bool(raw.args[6])
 
-    bias = mod.bias is not None
-    if isinstance(mod, nn.Linear):
-        lead = tuple(out_shape[:-1])
-        batch = lead[0] if lead else 1
-        positions = math.prod(lead[1:])
-        return ConvLayer(
-            mod.in_features, mod.out_features, 1, 1, positions, batch=batch, bias=bias,
-            name=name, kind="linear",
+
+def _stride_of(raw, dims: int) -> int:
+    stride = raw.args[3] if raw.packet in ("aten.convolution", "aten._convolution", "aten.convolution_overrideable") else None
+    if isinstance(stride, (list, tuple)) and stride and all(s == stride[0] for s in stride):
+        return int(stride[0])
+    return 1
+
+
+def _layer_of(raw, name: str, batch: int):
+    """The call as a ConvLayer, and its groups (see the module docstring)."""
+    if raw.packet in _CONV_PACKETS and raw.packet != "aten.convolution_backward":
+        x, w, out = raw.args[0].shape, raw.args[1].shape, raw.outputs[0].shape
+        transposed = _is_transposed(raw)
+        groups = _conv_groups(raw)
+        if len(x) == len(w) - 1:  # unbatched input
+            x, out = (1, *x), (1, *out)
+        dims = len(w) - 2
+        kernel, in_sp, out_sp = tuple(w[2:]), tuple(x[2:]), tuple(out[2:])
+        if dims == 1:
+            kernel, in_sp, out_sp = (1, *kernel), (1, *in_sp), (1, *out_sp)
+        elif dims >= 3:
+            kernel = (math.prod(kernel[:-1]), kernel[-1])
+            in_sp = (math.prod(in_sp[:-1]), in_sp[-1])
+            out_sp = (math.prod(out_sp[:-1]), out_sp[-1])
+        bias_at = _BIAS_POSITION.get(raw.packet, (-1,))[0]
+        has_bias = 0 <= bias_at < len(raw.args) and isinstance(raw.args[bias_at], cost_ops.TensorSpec)
+        stride = _stride_of(raw, dims)
+        if transposed:  # its adjoint conv: C_out -> C_in from the output map to the input map
+            c_in, c_out, src, dst = out[1], x[1], out_sp, in_sp
+        else:
+            c_in, c_out, src, dst = x[1], out[1], in_sp, out_sp
+        layer = ConvLayer(
+            c_in, c_out, kernel, dst[0], dst[1], groups=groups, stride=stride, batch=x[0],
+            bias=has_bias, in_height=src[0], in_width=src[1], name=name, kind="conv",
         )
-    spatial_dims = 2 if isinstance(mod, nn.Conv2d) else 1
-    in_spatial = tuple(in_shape[-spatial_dims:])
-    out_spatial = tuple(out_shape[-spatial_dims:])
-    batched = len(out_shape) == spatial_dims + 2
-    batch = out_shape[0] if batched else 1
-    if spatial_dims == 1:  # a length-L signal is a 1 x L map
-        in_spatial, out_spatial = (1, *in_spatial), (1, *out_spatial)
-        kernel = (1, mod.kernel_size[0])
-        stride = mod.stride[0]
-    else:
-        kernel = tuple(mod.kernel_size)
-        stride = mod.stride[0] if mod.stride[0] == mod.stride[1] else 1
-    return ConvLayer(
-        mod.in_channels, mod.out_channels, kernel, out_spatial[0], out_spatial[1],
-        groups=mod.groups, stride=stride, batch=batch, bias=bias,
-        in_height=in_spatial[0], in_width=in_spatial[1], name=name, kind="conv",
-    )
+        return layer, groups
+    a_spec, b_spec, has_bias = _matmul_operands(raw)
+    if a_spec is None:
+        return None, 1
+    a, b = a_spec.shape, b_spec.shape
+    if len(a) == 2 and len(b) == 2:
+        m, k, n = a[0], a[1], b[1]
+        frames = batch if m % batch == 0 else 1
+        return ConvLayer(k, n, 1, 1, m // frames, batch=frames, bias=has_bias, name=name, kind="linear"), 1
+    if len(a) == 3 and len(b) == 3:
+        nb, m, k, n = a[0], a[1], a[2], b[2]
+        frames = batch if nb % batch == 0 else 1
+        g = nb // frames
+        return ConvLayer(k * g, n * g, 1, 1, m, groups=g, batch=frames, bias=has_bias, name=name, kind="linear"), 1
+    return None, 1
+
+
+def _matmul_operands(raw):
+    p = raw.packet
+    specs = [a for a in raw.args if isinstance(a, cost_ops.TensorSpec)]
+    if p in ("aten.mm", "aten.bmm", "aten._int_mm", "aten._scaled_mm") and len(specs) >= 2:
+        return raw.args[0], raw.args[1], False
+    if p in ("aten.addmm", "aten._addmm_activation", "aten.baddbmm") and len(raw.args) >= 3:
+        return raw.args[1], raw.args[2], True
+    return None, None, False

@@ -1,0 +1,367 @@
+"""Trace a torch model at the aten-operator level: the glue between torch and cost/ops.py.
+
+:class:`OpRecorder` is a ``TorchDispatchMode`` (the mechanism of
+``torch.utils.flop_counter.FlopCounterMode``): every aten op that reaches the dispatcher
+is recorded with its shapes and dtypes, and costed by :func:`groupconv.cost.ops.op_cost`.
+Module attribution uses global forward pre/post hooks the way
+``torch.utils.module_tracker.ModuleTracker`` does (a stack of qualified names, plus
+multi-grad hooks for the backward pass), so every op knows its innermost module.
+
+By default the model runs on the ``meta`` device: its parameters and buffers are
+swapped for shape-only meta tensors with ``torch.func.functional_call`` (the model
+itself is not modified or copied), so nothing is computed and no memory is used.
+
+torch is imported when a function here is called, never when this module is imported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..cost import ops as cost_ops
+from ..errors import GroupConvError
+
+__all__ = ["RawOp", "Trace", "trace_model"]
+
+
+@dataclass
+class RawOp:
+    """One recorded call, before it is turned into an :class:`~groupconv.networks.OpCount`."""
+
+    op: str
+    packet: str
+    module: str
+    phase: str
+    args: tuple  # positional args, tensors as TensorSpec
+    inputs: tuple  # every tensor argument as TensorSpec
+    outputs: tuple  # TensorSpec of every tensor returned
+    dtype: str
+    cost: cost_ops.OpCost
+    param_args: tuple  # (position, original parameter) for args that are model parameters
+
+
+@dataclass
+class Trace:
+    """Everything a traced run saw."""
+
+    ops: list
+    called: set  # ids of the model's modules whose forward hooks fired
+    input_shapes: tuple
+
+
+_SKIP = None  # metadata ops torch's flop counter also passes through, filled lazily
+
+
+def _skip_ops():
+    global _SKIP
+    if _SKIP is None:
+        import torch
+
+        aten = torch.ops.aten
+        _SKIP = frozenset({
+            aten.sym_is_contiguous.default, aten.is_contiguous.default,
+            aten.is_contiguous.memory_format, aten.is_strides_like_format.default,
+            aten.is_non_overlapping_and_dense.default, aten.size.default,
+            aten.sym_size.default, aten.stride.default, aten.sym_stride.default,
+            aten.storage_offset.default, aten.sym_storage_offset.default,
+            aten.numel.default, aten.sym_numel.default, aten.dim.default,
+            torch.ops.prim.layout.default, torch.ops.prim.device.default,
+        })
+    return _SKIP
+
+
+_DTYPE_NAMES: dict = {}
+
+
+def _dtype_name(dtype) -> str:
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = _DTYPE_NAMES[dtype] = str(dtype).removeprefix("torch.")
+    return name
+
+
+def _make_recorder(names: dict, params: dict):
+    """Build the dispatch mode (a class defined lazily so that torch loads on demand)."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    Tensor = torch.Tensor
+    Spec = cost_ops.TensorSpec
+    skip = _skip_ops()
+    info: dict = {}  # func -> (op name, packet, known)
+    graph_task_id = torch._C._current_graph_task_id
+
+    def spec(t) -> cost_ops.TensorSpec:
+        return Spec(tuple(t.shape), t.element_size())
+
+    def param_of(t):
+        """The model parameter ``t`` is, or is a view of (``W.t()`` in ``F.linear``)."""
+        while t is not None:
+            p = params.get(id(t))
+            if p is not None:
+                return p
+            t = t._base
+        return None
+
+    class OpRecorder(TorchDispatchMode):
+        """Record every aten op with its module, shapes, dtype, MACs and bytes."""
+
+        def __init__(self):
+            super().__init__()
+            self.ops: list[RawOp] = []
+            self.stack: list[str] = []  # forward module stack (qualified names)
+            self.bw_stack: list[str] = []
+            self.called: set[int] = set()
+            self.recording = True
+
+        # module attribution (the ModuleTracker technique, as a stack)
+        def pre_hook(self, mod, inputs):
+            name = names.get(id(mod))
+            if name is None:
+                name = type(mod).__name__
+            self.called.add(id(mod))
+            self.stack.append(name)
+            if torch.is_grad_enabled():
+                tensors = [a for a in _flat(inputs) if isinstance(a, Tensor) and a.requires_grad]
+                if tensors:
+                    self._grad_hook(tensors, lambda *_: self._bw_pop(name))
+
+        def post_hook(self, mod, inputs, output):
+            if self.stack:
+                self.stack.pop()
+            if torch.is_grad_enabled():
+                name = names.get(id(mod), type(mod).__name__)
+                tensors = [a for a in _flat(output) if isinstance(a, Tensor) and a.requires_grad]
+                if tensors:
+                    self._grad_hook(tensors, lambda *_: self.bw_stack.append(name))
+
+        def _grad_hook(self, tensors, fn):
+            from torch.autograd.graph import register_multi_grad_hook
+
+            self.handles.append(register_multi_grad_hook(tensors, fn, mode="any"))
+
+        def _bw_pop(self, name):
+            for i in range(len(self.bw_stack) - 1, -1, -1):
+                if self.bw_stack[i] == name:
+                    del self.bw_stack[i]
+                    return
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func in skip or not self.recording:
+                return func(*args, **kwargs)
+            entry = info.get(func)
+            if entry is None:
+                op = str(func)  # "aten.convolution.default"
+                packet = cost_ops.packet_name(op)
+                known = (
+                    packet in cost_ops.MAC_FORMULAS or packet in cost_ops.MAC_FREE_OPS
+                    or packet in cost_ops.VIEW_OPS or packet in cost_ops.FREE_OPS
+                )
+                entry = info[func] = (op, packet, known)
+            op, packet, known = entry
+            if not known and isinstance(func, torch._ops.OpOverload):
+                # no formula: let its composite decomposition (if any) be recorded
+                # instead, as FlopCounterMode does
+                with self:
+                    r = func.decompose(*args, **kwargs)
+                if r is not NotImplemented:
+                    return r
+            out = func(*args, **kwargs)
+
+            specs_args = []
+            inputs = []
+            param_args = []
+            dtype = None
+            for i, a in enumerate(args):
+                if isinstance(a, Tensor):
+                    s = spec(a)
+                    specs_args.append(s)
+                    inputs.append(s)
+                    if dtype is None:
+                        dtype = a.dtype
+                    if params:
+                        p = param_of(a)
+                        if p is not None:
+                            param_args.append((i, p))
+                elif isinstance(a, (list, tuple)) and a and isinstance(a[0], Tensor):
+                    ss = [spec(x) if isinstance(x, Tensor) else x for x in a]
+                    specs_args.append(ss)
+                    inputs.extend(x for x in ss if isinstance(x, Spec))
+                    if dtype is None:
+                        dtype = a[0].dtype
+                else:
+                    specs_args.append(a)
+            for k, a in kwargs.items():
+                if isinstance(a, Tensor) and k != "out":
+                    inputs.append(spec(a))
+            if isinstance(out, Tensor):
+                outputs = (spec(out),)
+                if dtype is None:
+                    dtype = out.dtype
+            elif isinstance(out, (list, tuple)):
+                outputs = tuple(spec(o) for o in out if isinstance(o, Tensor))
+            else:
+                outputs = ()
+            cost = cost_ops.op_cost(packet, specs_args, outputs, inputs)
+            phase = "backward" if graph_task_id() != -1 else "forward"
+            if phase == "forward":
+                module = self.stack[-1] if self.stack else ""
+            else:
+                module = self.bw_stack[-1] if self.bw_stack else ""
+            self.ops.append(RawOp(
+                op, packet, module, phase, tuple(specs_args), tuple(inputs), outputs,
+                _dtype_name(dtype) if dtype is not None else "", cost, tuple(param_args),
+            ))
+            return out
+
+    return OpRecorder
+
+
+def _flat(obj):
+    from torch.utils._pytree import tree_leaves
+
+    return tree_leaves(obj)
+
+
+def _first_param(model):
+    for p in model.parameters():
+        return p
+    for b in model.buffers():
+        return b
+    return None
+
+
+def _prepare_inputs(inputs, device, dtype) -> tuple:
+    """Shapes -> zeros (float), tensors -> moved to ``device`` (dtype kept)."""
+    import torch
+
+    def one(item):
+        if isinstance(item, torch.Tensor):
+            return item.to(device) if device is not None else item
+        shape = _as_shape(item)
+        return torch.zeros(shape, dtype=dtype, device=device)
+
+    if isinstance(inputs, torch.Tensor):
+        return (one(inputs),)
+    if isinstance(inputs, (list, tuple)) and inputs:
+        if not any(isinstance(item, (torch.Tensor, list, tuple)) for item in inputs):
+            return (one(inputs),)  # one shape (checked by _as_shape)
+        return tuple(one(item) for item in inputs)
+    raise GroupConvError(
+        f"inputs must be a shape, a list of shapes, a tensor or a tuple of tensors, got {inputs!r}"
+    )
+
+
+def _is_shape(obj) -> bool:
+    return isinstance(obj, (list, tuple)) and len(obj) > 0 and all(
+        isinstance(s, int) and not isinstance(s, bool) for s in obj
+    )
+
+
+def _as_shape(item) -> tuple[int, ...]:
+    if not _is_shape(item) or any(s < 1 for s in item):
+        raise GroupConvError(f"input shape must be a non-empty sequence of positive integers, got {item!r}")
+    return tuple(int(s) for s in item)
+
+
+def _move_kwargs(kwargs: dict, device) -> dict:
+    import torch
+
+    if device is None:
+        return dict(kwargs)
+    return {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()}
+
+
+def _shapes_of(inputs) -> tuple:
+    import torch
+
+    return tuple(tuple(x.shape) if isinstance(x, torch.Tensor) else x for x in inputs)
+
+
+def trace_model(model, inputs, *, kwargs=None, device="meta", backward=False, training=None) -> tuple[Trace, list]:
+    """Run ``model`` once under the recorder; return the trace and the unique parameters.
+
+    See :func:`groupconv.networks.count_module` for the arguments. The model's train/eval
+    flags are restored afterwards; on ``meta`` its parameters and buffers are untouched.
+    """
+    import torch
+    from torch import nn
+    from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
+
+    if not isinstance(model, nn.Module):
+        raise GroupConvError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise GroupConvError(f"kwargs must be a dict of keyword inputs, got {type(kwargs).__name__}")
+    kwargs = kwargs or {}
+    first = _first_param(model)
+    dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
+    if device is not None:
+        try:
+            target = torch.device(device)
+        except (RuntimeError, TypeError):
+            raise GroupConvError(f"device must be a torch device name such as 'meta' or 'cpu', got {device!r}") from None
+    else:
+        target = first.device if first is not None else torch.device("cpu")
+    args = _prepare_inputs(inputs, target, dtype)
+    kw = _move_kwargs(kwargs, target)
+    training = bool(backward) if training is None else bool(training)
+
+    names = {id(m): name for name, m in model.named_modules()}
+    unique = list(model.parameters())  # parameters() yields each shared parameter once
+    swap = first is not None and first.device != target
+    substitutes: dict[str, Any] = {}
+    params: dict[int, Any] = {}
+    if swap:
+        made: dict[int, Any] = {}
+        for name, p in model.named_parameters(remove_duplicate=False):
+            if id(p) not in made:
+                made[id(p)] = torch.empty_like(p, device=target).requires_grad_(p.requires_grad and backward)
+                params[id(made[id(p)])] = p
+            substitutes[name] = made[id(p)]
+        for name, b in model.named_buffers(remove_duplicate=False):
+            substitutes[name] = torch.zeros_like(b, device=target) if target.type != "meta" else torch.empty_like(b, device=target)
+    else:
+        params = {id(p): p for p in unique}
+
+    Recorder = _make_recorder(names, params)
+    recorder = Recorder()
+    recorder.handles = []
+    modes = {m: m.training for m in model.modules()}
+    pre = register_module_forward_pre_hook(recorder.pre_hook)
+    post = register_module_forward_hook(recorder.post_hook)
+    try:
+        model.train(training)
+        grad = torch.enable_grad() if (backward or training) else torch.no_grad()
+        with grad, recorder:
+            if swap:
+                out = torch.func.functional_call(model, substitutes, args, kw, tie_weights=True, strict=False)
+            else:
+                out = model(*args, **kw)
+            if backward:
+                recorder.recording = False
+                outs = [o for o in _flat(out) if isinstance(o, torch.Tensor) and o.requires_grad]
+                if not outs:
+                    raise GroupConvError("backward=True but no output of the model requires grad")
+                grads = [torch.ones_like(o) for o in outs]
+                recorder.recording = True
+                torch.autograd.backward(outs, grads)
+    except GroupConvError:
+        raise
+    except (RuntimeError, ValueError, TypeError, IndexError, AssertionError, NotImplementedError, KeyError, AttributeError) as exc:
+        text = str(exc).strip()
+        reason = text.splitlines()[0] if text else type(exc).__name__
+        shapes = _shapes_of(args)
+        shown = shapes[0] if len(shapes) == 1 else list(shapes)
+        raise GroupConvError(f"input shape {shown} does not fit the model: {reason}") from None
+    finally:
+        pre.remove()
+        post.remove()
+        for h in recorder.handles:
+            h.remove()
+        for m, flag in modes.items():
+            m.training = flag
+    trace = Trace(recorder.ops, recorder.called, _shapes_of(args))
+    return trace, unique
+

@@ -1,0 +1,363 @@
+"""Operator-level counting on models the old hook counter got wrong.
+
+Every expected value has its arithmetic written beside it; every model built here is
+also checked against torch's FlopCounterMode on the meta device
+(:func:`test_flop_counter_agrees_on_every_model`).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from groupconv.errors import GroupConvError  # noqa: E402
+from groupconv.networks import build_module, count_module, input_shape  # noqa: E402
+
+
+# --- small models ---------------------------------------------------------------------
+class Functional(nn.Module):
+    """F.conv2d and F.linear on parameters the module owns (no Conv2d / Linear modules)."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(8, 2, 3, 3))  # 4 -> 8 channels, groups 2
+        self.fc = nn.Parameter(torch.randn(5, 8))
+
+    def forward(self, x):
+        y = F.conv2d(x, self.w, padding=1, groups=2).mean(dim=(2, 3))
+        return F.linear(y, self.fc)
+
+
+class EinsumAttention(nn.Module):
+    """Attention written with einsum and with matmul (two ways, same MACs)."""
+
+    def __init__(self, dim=16, heads=4, einsum=True):
+        super().__init__()
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.heads, self.einsum = heads, einsum
+
+    def forward(self, x):
+        b, s, e = x.shape
+        q, k, v = self.qkv(x).reshape(b, s, 3, self.heads, e // self.heads).permute(2, 0, 3, 1, 4)
+        if self.einsum:
+            p = torch.einsum("bhqd,bhkd->bhqk", q, k).softmax(-1)
+            return torch.einsum("bhqk,bhkd->bhqd", p, v)
+        return (q @ k.transpose(-2, -1)).softmax(-1) @ v
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim=16, heads=4):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+
+    def forward(self, x):
+        return self.attn(x, x, x, need_weights=False)[0]
+
+
+class SDPA(nn.Module):
+    def forward(self, q, k, v):
+        return F.scaled_dot_product_attention(q, k, v)
+
+
+class VideoFold(nn.Module):
+    """(B, T, C, H, W) folded into (B*T, C, H, W) for a per-frame 2-D conv (video / TSM)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1, bias=False)
+
+    def forward(self, x):
+        b, t = x.shape[:2]
+        y = self.conv(x.flatten(0, 1))
+        return y.reshape(b, t, *y.shape[1:])
+
+
+class Doubled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1, bias=False)
+
+    def forward(self, x):
+        return self.conv(torch.cat([x, x]))
+
+
+class TiedLM(nn.Module):
+    """Embedding and output projection share one weight (as GPT-2 does)."""
+
+    def __init__(self, vocab=50, dim=8):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, dim)
+        self.head = nn.Linear(dim, vocab, bias=False)
+        self.head.weight = self.emb.weight
+
+    def forward(self, ids, mask=None):
+        h = self.emb(ids)
+        if mask is not None:
+            h = h * mask[..., None]
+        return self.head(h)
+
+
+class DirectForward(nn.Module):
+    """Calls its child through .forward (no hooks fire) and with keyword arguments."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner = nn.Linear(6, 4)
+
+    def forward(self, x, *, scale=None):
+        y = self.inner.forward(x)
+        return y if scale is None else y * scale
+
+
+def conv_t(dims, **kw):
+    cls = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}[dims]
+    return cls(6, 9, 3, stride=2, padding=1, output_padding=1, groups=3, **kw)
+
+
+# (model, inputs, expected MACs per frame with the arithmetic, extra count_module kwargs)
+CASES = {
+    # ConvTranspose 6 -> 9, groups 3, k 3, stride 2: each input point scatters
+    # (9 / 3) * 3^d weights per input channel; input 6 channels of 5^d points
+    "conv_transpose1d": (conv_t(1), (2, 6, 5), 6 * 5 * 3 * 3, {}),
+    "conv_transpose2d": (conv_t(2), (2, 6, 5, 5), 6 * 25 * 3 * 9, {}),
+    "conv_transpose3d": (conv_t(3, bias=False), (1, 6, 5, 5, 5), 6 * 125 * 3 * 27, {}),
+    # Conv3d 6 -> 12, groups 3, k 3, padding 1 on 4x4x4: 12 * 64 outputs * (6/3) * 27
+    "conv3d_grouped": (nn.Conv3d(6, 12, 3, padding=1, groups=3), (2, 6, 4, 4, 4), 12 * 64 * 2 * 27, {}),
+    # dilation 2, stride 2, k 3, padding 2 on 9x9: out (9 + 4 - 4 - 1) // 2 + 1 = 5
+    "conv_dilated_strided": (nn.Conv2d(4, 8, 3, stride=2, padding=2, dilation=2, groups=4), (1, 4, 9, 9), 8 * 25 * 1 * 9, {}),
+    # padding="same" keeps 7x6; (3, 5) kernel, 6 -> 6 groups 3: 6 * 42 * 2 * 15
+    "conv3d_same": (nn.Conv3d(6, 6, (1, 3, 5), padding="same", groups=3), (1, 6, 2, 7, 6), 6 * 84 * 2 * 15, {}),
+    # F.conv2d 4 -> 8 groups 2 on 6x6 (padding 1): 8 * 36 * 2 * 9; F.linear 8 -> 5
+    "functional": (Functional(), (3, 4, 6, 6), 8 * 36 * 2 * 9 + 8 * 5, {}),
+    # qkv projection 16 -> 48 on 5 tokens; Q K^T and P V: 4 heads * 5 * 5 * 4 each
+    "einsum_attention": (EinsumAttention(), (2, 5, 16), 5 * 16 * 48 + 2 * 4 * 5 * 5 * 4, {}),
+    "matmul_attention": (EinsumAttention(einsum=False), (2, 5, 16), 5 * 16 * 48 + 2 * 4 * 5 * 5 * 4, {}),
+    # MHA E=16, 4 heads, 5 tokens: q, k, v and out projections 4 * 5 * 16 * 16;
+    # Q K^T and P V: 2 * 5 * 5 * 16 (all heads)
+    "mha_train": (SelfAttention(), (2, 5, 16), 4 * 5 * 256 + 2 * 5 * 5 * 16, {"training": True}),
+    "mha_eval": (SelfAttention(), (2, 5, 16), 4 * 5 * 256 + 2 * 5 * 5 * 16, {}),
+    # Q (2, 4, 7, 8), K and V (2, 4, 9, 8): per item 4 heads * 7 * 9 * (8 + 8)
+    "sdpa": (SDPA(), [(2, 4, 7, 8), (2, 4, 9, 8), (2, 4, 9, 8)], 4 * 7 * 9 * 16, {}),
+    # LSTM 8 -> 16: 5 steps, 4 gates: w_ih 64 x 8, w_hh 64 x 16
+    "lstm": (nn.LSTM(8, 16, batch_first=True), (2, 5, 8), 5 * (64 * 8 + 64 * 16), {}),
+    # GRU 8 -> 16, 2 layers: 3 gates; layer 2 reads 16 features
+    "gru_2_layers": (nn.GRU(8, 16, num_layers=2, batch_first=True), (2, 5, 8), 5 * (48 * 8 + 48 * 16) + 5 * (48 * 16 + 48 * 16), {}),
+    # (B=2, T=3) folded: 3 frames of 3 -> 4 3x3 conv on 5x5 per declared item
+    "video_fold": (VideoFold(), (2, 3, 3, 5, 5), 3 * 4 * 27 * 25, {}),
+    # cat([x, x]) runs the conv on two images per declared item: 2 * 4 * 3 * 16
+    "cat": (Doubled(), (1, 3, 4, 4), 2 * 4 * 3 * 16, {}),
+}
+
+
+def _inputs(inputs):
+    if isinstance(inputs, list):
+        return [torch.randn(s) for s in inputs]
+    return [torch.randn(inputs)]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_macs_by_hand(case):
+    model, inputs, expected, kw = CASES[case]
+    count = count_module(model, inputs, **kw)
+    assert count.macs == expected
+    assert count.unsupported == {}
+
+
+@pytest.mark.parametrize("case", ["mha_eval", "mha_train", "sdpa", "lstm", "gru_2_layers", "conv_transpose2d", "functional"])
+def test_real_cpu_kernels_count_the_same(case):
+    """On CPU the fused kernels run (the MHA fast path, _scaled_dot_product_flash_attention_for_cpu,
+    mkldnn_rnn_layer); the count is the same as on meta."""
+    model, inputs, expected, kw = CASES[case]
+    count = count_module(model, _inputs(inputs), device=None, **kw)
+    assert count.macs == expected and count.unsupported == {}
+
+
+def test_the_fused_paths_really_ran():
+    model, inputs, _, _ = CASES["mha_eval"]
+    ops = {o.op for o in count_module(model, inputs, device=None).ops}
+    assert "aten._native_multi_head_attention.default" in ops  # eval, no grad: fast path
+    ops = {o.op for o in count_module(CASES["sdpa"][0], _inputs(CASES["sdpa"][1]), device=None).ops}
+    assert "aten._scaled_dot_product_flash_attention_for_cpu.default" in ops
+    ops = {o.op for o in count_module(CASES["lstm"][0], (2, 5, 8), device=None).ops}
+    assert "aten.mkldnn_rnn_layer.default" in ops
+
+
+def test_sdpa_equals_the_matmul_form_written_out():
+    q, k, v = torch.randn(2, 4, 7, 8), torch.randn(2, 4, 9, 8), torch.randn(2, 4, 9, 8)
+
+    class Manual(nn.Module):
+        def forward(self, q, k, v):
+            return (q @ k.transpose(-2, -1) / 8**0.5).softmax(-1) @ v
+
+    fused = count_module(SDPA(), (q, k, v), device=None)
+    manual = count_module(Manual(), (q, k, v), device=None)
+    assert fused.macs == manual.macs == 4 * 7 * 9 * 16
+
+
+def _flop_counter_macs(model, inputs, kw) -> int:
+    """FlopCounterMode on meta copies of the model and inputs (FLOPs / 2), per batch."""
+    import copy
+
+    meta = copy.deepcopy(model).to("meta")
+    meta.train(kw.get("training", False))
+    args = [torch.zeros(s, device="meta") for s in (inputs if isinstance(inputs, list) else [inputs])]
+    grad = torch.enable_grad() if kw.get("training") else torch.no_grad()
+    with FlopCounterMode(display=False) as counter, grad:
+        meta(*args)
+    return counter.get_total_flops() // 2
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_flop_counter_agrees_on_every_model(case):
+    model, inputs, _, kw = CASES[case]
+    count = count_module(model, inputs, **kw)
+    assert count.macs * count.batch == _flop_counter_macs(model, inputs, kw)
+
+
+@pytest.mark.parametrize("arch,variant,group", [("mobilenet_v1", "e2gc", 2), ("resnext50", "fggc", 32)])
+def test_flop_counter_agrees_on_the_catalogue(arch, variant, group):
+    module = build_module(arch, variant, group, device="meta")
+    assert count_module(module, input_shape(2)).macs * 2 == _flop_counter_macs(module, input_shape(2), {})
+
+
+# --- bytes ----------------------------------------------------------------------------
+def test_bytes_of_conv_bn_relu_by_hand():
+    """Sum of input and output tensor sizes, op by op, float32 (4 bytes)."""
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+    count = count_module(model, (1, 3, 8, 8))
+    x, w, y = 3 * 64, 8 * 27, 8 * 64  # input, weights, each activation map
+    conv = (x + w) + y
+    bn = (y + 4 * 8) + y + 2 * 8  # reads y, weight, bias, running mean and var; writes out (+ the meta
+    #                              kernel's saved mean and invstd, 8 each)
+    relu = y + y
+    assert count.bytes == 4 * (conv + bn + relu)
+    assert count.bytes_read == 4 * (x + w + y + 32 + y)
+
+
+def test_bytes_of_linear_and_views_by_hand():
+    # Linear(4, 3) on (2, 4): W.t() is a view (0 bytes); addmm reads bias 3, x 8, W 12, writes 6
+    count = count_module(nn.Linear(4, 3), (2, 4))
+    assert [o.op for o in count.ops] == ["aten.t.default", "aten.addmm.default"]
+    assert count.ops[0].bytes_read == count.ops[0].bytes_written == 0
+    assert count.ops[1].bytes_read == 4 * (3 + 8 + 12) and count.ops[1].bytes_written == 4 * 6
+    assert count.bytes * 2 == 4 * (3 + 8 + 12 + 6)  # per frame: batch 2
+    assert count.arithmetic_intensity == pytest.approx(2 * 4 * 3 / (4 * 29))
+
+
+def test_inplace_residual_reads_and_writes_its_target():
+    class Residual(nn.Module):
+        def forward(self, x):
+            y = x * 2
+            y += x
+            return y
+
+    count = count_module(Residual(), (1, 10))
+    add = [o for o in count.ops if o.op == "aten.add_.Tensor"][0]
+    assert (add.bytes_read, add.bytes_written) == (4 * 20, 4 * 10)
+
+
+def test_resnet_bytes_are_mostly_outside_the_convs():
+    """The issue's observation: batch norm, ReLU, adds and pooling move most of a ResNeXt's traffic."""
+    count = count_module(build_module("resnext50", "fggc", 32, device="meta"), input_shape(1))
+    by_class = count.op_table(by="op_class").set_index("op_class")["bytes"]
+    assert by_class.sum() == count.bytes
+    assert 0.5 < 1 - by_class["conv"] / count.bytes < 0.8
+
+
+# --- totals that cannot mislead -------------------------------------------------------
+def test_declared_batch_divides_everything():
+    model, inputs, expected, _ = CASES["video_fold"]
+    assert count_module(model, inputs, batch=6).macs == expected // 3  # 6 frames = B*T
+    with pytest.raises(GroupConvError, match="batch"):
+        count_module(model, inputs, batch=0)
+
+
+def test_tied_weights_are_counted_once():
+    model = TiedLM()
+    ids = torch.randint(0, 50, (2, 7))
+    count = count_module(model, ids)
+    assert count.total_params == 50 * 8 == sum(p.numel() for p in model.parameters())
+    assert count.params == 50 * 8 and count.other_params == 0  # the one weight is the head's
+    assert count.macs == 7 * 8 * 50  # the head on 7 tokens; the embedding is a gather
+    assert count.batch == 2
+
+
+def test_token_ids_and_keyword_mask():
+    model = TiedLM()
+    ids, mask = torch.randint(0, 50, (2, 7)), torch.ones(2, 7)
+    count = count_module(model, ids, kwargs={"mask": mask})
+    assert any(o.op.startswith("aten.mul") for o in count.ops)
+    emb = [o for o in count.ops if o.op_class == "embedding"][0]
+    assert emb.input_shapes == ((50, 8), (2, 7)) and emb.dtype == "float32"
+
+
+def test_forward_called_directly_and_keywords_are_counted():
+    model = DirectForward()
+    count = count_module(model, (3, 6), kwargs={"scale": torch.tensor(2.0)})
+    assert count.macs == 6 * 4 and count.params == 24 and count.bias_params == 4
+    assert count.uncalled_modules == ("inner",)  # its hooks never fired; its ops are under the caller
+    assert {o.module for o in count.ops} == {""}
+
+
+def test_unsupported_ops_are_listed_with_their_counts():
+    class FFT(nn.Module):
+        def forward(self, x):
+            return torch.fft.rfft(x).abs() + torch.fft.rfft(x).abs()
+
+    count = count_module(FFT(), (2, 8))
+    assert count.unsupported == {"aten._fft_r2c.default": 2}
+
+
+def test_module_attribution_and_tables():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Sequential(nn.BatchNorm2d(4), nn.ReLU()), nn.Flatten(), nn.Linear(4 * 36, 5))
+    count = count_module(model, (2, 3, 8, 8))
+    modules = {o.module for o in count.ops if o.op_class in ("conv", "norm", "activation", "matmul")}
+    assert modules == {"0", "1.0", "1.1", "3"}
+    table = count.module_table(depth=1).set_index("module")
+    assert table.loc["model", "macs"] == count.macs == 4 * 27 * 36 + 144 * 5
+    assert table.loc["1", "bytes"] == sum(o.bytes for o in count.ops if o.module.startswith("1.")) / 2
+    assert table.loc["model", "params"] == count.total_params
+    assert "1.0" not in table.index and "1.0" in count.module_table(None)["module"].tolist()
+    ops = count.op_table()
+    assert ops["calls"].sum() == len(count.ops) and ops["macs"].sum() == count.macs
+    d = json.loads(count.to_json())
+    assert {"macs", "flops", "params", "total_params", "bytes", "unsupported", "ops", "layers"} <= set(d)
+    assert d["flops"] == 2 * d["macs"] and len(d["ops"]) == len(count.ops)
+    assert count.to_csv().splitlines()[0].startswith("op,op_class,module,phase")
+    assert len(count.to_csv(table="layers").splitlines()) == 1 + len(count.layers) == 3
+    assert "<table" in count._repr_html_()
+
+
+def test_backward_is_tagged():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    count = count_module(model, (3, 4), backward=True)
+    forward = sum(o.macs for o in count.ops if o.phase == "forward")
+    backward = sum(o.macs for o in count.ops if o.phase == "backward")
+    assert forward == 3 * (4 * 8 + 8 * 2)
+    # grad of weights for both layers, grad of the input of the second only (x needs none)
+    assert backward == 3 * (4 * 8 + 8 * 2) + 3 * 8 * 2
+
+
+def test_the_model_is_not_modified():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    count_module(model, (2, 3, 8, 8), training=True)
+    assert model.training and all(p.device.type == "cpu" for p in model.parameters())
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_a_shape_that_does_not_fit_is_one_line():
+    with pytest.raises(GroupConvError) as info:
+        count_module(nn.Conv2d(3, 4, 3), (1, 5, 8, 8))
+    assert "(1, 5, 8, 8)" in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(GroupConvError, match="inputs must be"):
+        count_module(nn.Conv2d(3, 4, 3), None)
+    with pytest.raises(GroupConvError, match="kwargs"):
+        count_module(nn.Conv2d(3, 4, 3), (1, 3, 8, 8), kwargs=[1])
