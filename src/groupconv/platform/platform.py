@@ -1,0 +1,272 @@
+"""The platform file: a frozen :class:`Platform` value and its versioned JSON schema.
+
+A platform is what :func:`~groupconv.platform.calibrate` learned about one device: who
+measured what (metadata), its roofline constants, one fitted model per kernel type of the
+time of an operator call (and of its energy where an energy meter was read), the network
+correction learned from whole synthetic networks, and the E2GC paper's alpha and beta
+fitted to this platform. The JSON layout is documented in ``docs/platform.md``; a file of
+another ``schema_version`` is refused with a one-line error.
+
+Imports neither torch nor zeus.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..cost import ConvLayer
+from ..errors import GroupConvError
+from .models import KernelModel, OpFeatures, Roofline, features_of
+
+__all__ = ["SCHEMA_VERSION", "Platform", "UnmeasuredKernelWarning"]
+
+#: Version of the platform JSON layout this code reads and writes.
+SCHEMA_VERSION = 1
+
+
+class UnmeasuredKernelWarning(UserWarning):
+    """An operator's kernel type has no fitted model: predicted from the roofline alone."""
+
+
+@dataclass(frozen=True)
+class Platform:
+    """A calibrated platform (see the module docstring and ``docs/platform.md``).
+
+    Parameters
+    ----------
+    device : str
+        ``"cpu"`` or ``"cuda:N"``.
+    metadata : dict
+        Device name, software versions, threads, dtype, protocol, budget, runs file,
+        energy source, creation time (free-form, JSON values).
+    roofline : Roofline
+    time_models : dict of str -> KernelModel
+        Per kernel type, time (s) of one call.
+    energy_models : dict of str -> KernelModel
+        Per kernel type, energy (J) of one call; empty without an energy meter.
+    network_correction : dict
+        ``time_factor`` (and ``energy_factor``) multiplying the sum of per-op predictions,
+        learned from whole synthetic networks, with the errors before and after.
+    e2gc : dict
+        The E2GC paper's law (Eq. 1) fitted to this platform's conv calibration points:
+        ``beta``, ``scale``, their standard errors, ``fitted_to`` ("time_s" without a meter)
+        and the identifiability notes.
+    validation : dict
+        Errors on held-out calibration points and networks.
+    """
+
+    device: str
+    metadata: Mapping[str, object]
+    roofline: Roofline
+    time_models: Mapping[str, KernelModel]
+    energy_models: Mapping[str, KernelModel] = field(default_factory=dict)
+    network_correction: Mapping[str, object] = field(default_factory=dict)
+    e2gc: Mapping[str, object] = field(default_factory=dict)
+    validation: Mapping[str, object] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def has_energy(self) -> bool:
+        """Whether energy was measured (an energy meter existed during calibration)."""
+        return bool(self.energy_models)
+
+    @property
+    def threads(self) -> int:
+        return int(self.metadata.get("threads", 1) or 1)
+
+    # ------------------------------------------------------------------ prediction
+    def features(self, op, batch: int | None = None) -> OpFeatures:
+        """:class:`OpFeatures` of an ``OpCount``-like op, or of a ``ConvLayer`` at ``batch``."""
+        if isinstance(op, ConvLayer):
+            op = _conv_layer_op(op, batch if batch is not None else op.batch, str(self.metadata.get("dtype", "float32")))
+        return features_of(op, device=self.device, threads=self.threads)
+
+    def _predict(self, feats: OpFeatures, models: Mapping[str, KernelModel], factor: float, warn: bool) -> tuple[float, bool]:
+        model = models.get(feats.kernel)
+        if model is None:
+            if warn:
+                warnings.warn(
+                    f"operator class {feats.kernel!r} was never measured on this platform: "
+                    "predicted from the roofline constants",
+                    UnmeasuredKernelWarning,
+                    stacklevel=4,
+                )
+            return self.roofline.time_s(feats.macs, feats.bytes) * factor, False
+        # never faster than the roofline allows
+        return max(model.predict(feats), self.roofline.time_s(feats.macs, feats.bytes) - self.roofline.fixed_s) * factor, True
+
+    def predict_op(self, op, batch: int | None = None, *, warn: bool = True) -> float:
+        """Predicted time (s) of one call of ``op`` (the whole batch), network-corrected.
+
+        Parameters
+        ----------
+        op : OpCount or ConvLayer
+            An operator call as the counter records it, or a ``ConvLayer`` (priced as
+            one ``aten.convolution`` call on ``batch`` frames: what a grouping search needs
+            to price alternatives without retracing).
+        batch : int, optional
+            Frames of the call for a ``ConvLayer`` (default: its own ``batch``); ignored
+            for an ``OpCount``, whose counts are already for the whole call.
+        """
+        factor = float(self.network_correction.get("time_factor", 1.0))
+        return self._predict(self.features(op, batch), self.time_models, factor, warn)[0]
+
+    def predict_op_energy(self, op, batch: int | None = None, *, warn: bool = True) -> float | None:
+        """Predicted energy (J) of one call, None on a platform without an energy meter."""
+        if not self.has_energy:
+            return None
+        feats = self.features(op, batch)
+        model = self.energy_models.get(feats.kernel)
+        factor = float(self.network_correction.get("energy_factor", 1.0))
+        if model is None:
+            return None
+        return max(model.predict(feats), 0.0) * factor
+
+    def bound(self, op, batch: int | None = None) -> str:
+        """``"memory"`` or ``"compute"``: the roofline class of one call."""
+        feats = self.features(op, batch)
+        return self.roofline.bound(feats.macs, feats.bytes)
+
+    # ------------------------------------------------------------------ JSON
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "schema_version": self.schema_version,
+            "device": self.device,
+            "metadata": dict(self.metadata),
+            "roofline": self.roofline.as_dict(),
+            "time_models": {k: m.as_dict() for k, m in self.time_models.items()},
+            "energy_models": {k: m.as_dict() for k, m in self.energy_models.items()},
+            "network_correction": dict(self.network_correction),
+            "e2gc": dict(self.e2gc),
+            "validation": dict(self.validation),
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the platform as indented JSON (NaN written as null); returns the path."""
+        path = Path(path)
+        if path.parent and not path.parent.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(_nan_to_none(self.as_dict()), indent=2, allow_nan=False)
+        path.write_text(text + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, object], where: str = "platform") -> Platform:
+        if not isinstance(d, Mapping):
+            raise GroupConvError(f"{where}: not a platform (a JSON object expected)")
+        version = d.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise GroupConvError(
+                f"{where}: platform schema version {version!r}, this groupconv reads version "
+                f"{SCHEMA_VERSION}; calibrate again with 'groupconv calibrate'"
+            )
+        try:
+            roof = dict(d["roofline"])
+            return cls(
+                device=str(d["device"]),
+                metadata=dict(d.get("metadata", {})),
+                roofline=Roofline(
+                    float(roof["peak_macs_per_s"]), float(roof["bandwidth_bytes_per_s"]), float(roof["fixed_s"])
+                ),
+                time_models={k: KernelModel.from_dict(m) for k, m in dict(d["time_models"]).items()},
+                energy_models={k: KernelModel.from_dict(m) for k, m in dict(d.get("energy_models", {})).items()},
+                network_correction=dict(d.get("network_correction", {})),
+                e2gc=dict(d.get("e2gc", {})),
+                validation=dict(d.get("validation", {})),
+                schema_version=int(version),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise GroupConvError(f"{where}: malformed platform file ({type(exc).__name__}: {exc})") from None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Platform:
+        """Read a platform file; another schema version or a malformed file is a one-line error."""
+        path = Path(path)
+        if not path.is_file():
+            raise GroupConvError(f"platform file {str(path)!r} does not exist")
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise GroupConvError(f"{path}: not a JSON platform file ({exc})".split("\n")[0]) from None
+        return cls.from_dict(d, str(path))
+
+    def summary(self) -> str:
+        """A few lines: device, roofline, per-kernel errors, correction."""
+        r = self.roofline
+        lines = [
+            f"platform {self.metadata.get('device_name', self.device)} ({self.device}, "
+            f"{self.metadata.get('threads')} thread(s), {self.metadata.get('dtype')})",
+            f"  roofline: {r.peak_macs_per_s / 1e9:.2f} GMAC/s, {r.bandwidth_bytes_per_s / 1e9:.2f} GB/s, "
+            f"fixed cost {r.fixed_s * 1e6:.1f} us",
+        ]
+        for k, m in self.time_models.items():
+            cv = "n/a" if m.cv_mape is None else f"{100 * m.cv_mape:.1f} %"
+            lines.append(f"  {k:<13} n={m.n:<4} fit MAPE {100 * m.fit_mape:5.1f} %  CV MAPE {cv}")
+        nc = self.network_correction
+        if nc:
+            lines.append(f"  network time factor {float(nc.get('time_factor', 1.0)):.3f} from {nc.get('n_networks', 0)} network(s)")
+        lines.append("  energy: " + ("measured" if self.has_energy else "none (no energy meter): time only"))
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return "<pre>" + html.escape(self.summary()) + "</pre>"
+
+
+def _nan_to_none(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_nan_to_none(v) for v in obj]
+    return obj
+
+
+@dataclass(frozen=True)
+class _ConvOp:
+    """A conv call made from a ConvLayer (the OpCount fields the models read)."""
+
+    op: str
+    op_class: str
+    input_shapes: tuple
+    output_shapes: tuple
+    dtype: str
+    macs: int
+    bytes_read: int
+    bytes_written: int
+    groups: int
+    layer: ConvLayer
+
+
+_ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
+
+
+def _conv_layer_op(layer: ConvLayer, batch: int, dtype: str) -> _ConvOp:
+    kh, kw = (layer.kernel, layer.kernel) if isinstance(layer.kernel, int) else tuple(layer.kernel)
+    h_in = layer.in_height if layer.in_height is not None else layer.out_height * layer.stride
+    w_in = layer.in_width if layer.in_width is not None else layer.out_width * layer.stride
+    x = (batch, layer.in_channels, h_in, w_in)
+    w = (layer.out_channels, layer.in_channels // layer.groups, kh, kw)
+    out = (batch, layer.out_channels, layer.out_height, layer.out_width)
+    size = _ITEMSIZE.get(dtype, 4)
+    read = (math.prod(x) + math.prod(w) + (layer.out_channels if layer.bias else 0)) * size
+    return _ConvOp(
+        op="aten.convolution.default",
+        op_class="conv",
+        input_shapes=(x, w),
+        output_shapes=(out,),
+        dtype=dtype,
+        macs=layer.macs * batch,
+        bytes_read=read,
+        bytes_written=math.prod(out) * size,
+        groups=layer.groups,
+        layer=layer,
+    )
