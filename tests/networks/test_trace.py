@@ -361,3 +361,14 @@ def test_a_shape_that_does_not_fit_is_one_line():
         count_module(nn.Conv2d(3, 4, 3), None)
     with pytest.raises(GroupConvError, match="kwargs"):
         count_module(nn.Conv2d(3, 4, 3), (1, 3, 8, 8), kwargs=[1])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("backend", ["FLASH_ATTENTION", "EFFICIENT_ATTENTION", "MATH"])
+def test_sdpa_cuda_backends_count_the_matmul_form(backend):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    q, k, v = (torch.randn(2, 4, 64, 32, device="cuda", dtype=torch.float16) for _ in range(3))
+    with sdpa_kernel(getattr(SDPBackend, backend)):
+        count = count_module(SDPA(), (q, k, v), device=None)
+    assert count.macs == 4 * 64 * 64 * (32 + 32) and count.unsupported == {}

@@ -56,6 +56,8 @@ _BIAS_POSITION = {
     "aten.addmv": (0,), "aten.mkldnn_rnn_layer": (3, 4), "aten._native_multi_head_attention": (6, 8),
     "aten._transformer_encoder_layer_fwd": (4, 6, 15, 17),
 }
+# parameters a fused MAC op takes that it does not multiply (the fused layer norms)
+_NOT_MULTIPLIED = {"aten._transformer_encoder_layer_fwd": (10, 11, 12, 13)}
 _CONV_PACKETS = frozenset(p for p, (c, _) in cost_ops.MAC_FORMULAS.items() if c in ("conv", "conv_transpose"))
 
 
@@ -383,8 +385,10 @@ def count_module(model, inputs, *, kwargs=None, batch=None, device="meta", backw
     for raw in trace.ops:
         if raw.cost.op_class in _MAC_CLASSES and raw.param_args:
             bias_at = _BIAS_POSITION.get(raw.packet, ())
+            skip = _NOT_MULTIPLIED.get(raw.packet, ())
             for pos, p in raw.param_args:
-                (biases if pos in bias_at else weights)[id(p)] = p
+                if pos not in skip:
+                    (biases if pos in bias_at else weights)[id(p)] = p
     # a bias added by a separate op (Linear on 3-D input, GRU's b_hn): a parameter with
     # "bias" in its name, owned by a module that owns a counted weight
     owned: dict[int, list] = {}

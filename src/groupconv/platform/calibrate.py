@@ -67,7 +67,8 @@ DEFAULT_BUDGET_S = 900.0
 
 #: Columns of the calibration runs CSV (``time_s``/``energy_J`` are per **call**).
 RUN_COLUMNS: tuple[str, ...] = (
-    "key", "phase", "kind", "spec", "kernel", "batch", "copies", "calls", "macs", "bytes", "groups",
+    "key", "phase", "kind", "spec", "kernel", "op", "batch", "copies", "calls", "macs", "bytes", "groups",
+    "cin_per_group", "cout_per_group", "out_pixels", "taps", "outer",
     "time_s", "time_std_s", "energy_J", "repeats", "trials", "device", "threads", "dtype", "timestamp",
 )
 
@@ -484,37 +485,93 @@ def _measure_spec(spec: Spec, device: str, dtype: str, threads: int, source, pro
     from ._bridge import count_ops
 
     module, x, copies = _build(spec, device, torch_dtype(dtype))
-    result = measure(module, x, protocol, source)
     batch = int(x.shape[0])
-    per_call = result.time_s * batch / copies
-    std = result.time_std_s * batch / copies
-    energy = None if result.energy_J is None else result.energy_J * batch / copies
+    if source.available:
+        result = measure(module, x, protocol, source)
+        per_call = result.time_s * batch / copies
+        std = result.time_std_s * batch / copies
+        energy = None if result.energy_J is None else result.energy_J * batch / copies
+        repeats, trials = result.repeats, result.trials
+    else:
+        best, spread, repeats = _best_of_windows(module, x, protocol)
+        per_call, std, energy, trials = best / copies, spread / copies, None, protocol.trials
     counted = _one_copy(module, copies) if spec.phase != "network" else module
     base = {
         "key": spec.key, "phase": spec.phase, "kind": spec.kind, "spec": json.dumps(spec.p, sort_keys=True),
         "batch": batch, "copies": copies, "time_s": per_call, "time_std_s": std, "energy_J": energy,
-        "repeats": result.repeats, "trials": result.trials, "device": device, "threads": threads, "dtype": dtype,
+        "repeats": repeats, "trials": trials, "device": device, "threads": threads, "dtype": dtype,
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     if spec.phase == "network":
-        return [dict(base, kernel="network", calls=0, macs=0, bytes=0, groups=1)]
+        return [dict(base, kernel="network", op="", calls=0, macs=0, bytes=0, groups=1, cin_per_group=1,
+                     cout_per_group=1, out_pixels=1, taps=1, outer=1)]
     ops, _, _ = count_ops(counted, (x,))
     if not ops:
         raise GroupConvError(f"calibration op {spec.key} recorded no operator")
     from .models import features_of
 
     feats = [features_of(o, device=device, threads=threads) for o in ops]
-    kernel = feats[0].kernel
-    return [dict(base, kernel=kernel, calls=len(feats), macs=sum(f.macs for f in feats),
-                 bytes=sum(f.bytes for f in feats), groups=feats[0].groups)]
+    f0 = feats[0]
+    return [dict(base, kernel=f0.kernel, op=f0.op, calls=len(feats), macs=sum(f.macs for f in feats),
+                 bytes=sum(f.bytes for f in feats), groups=f0.groups, cin_per_group=f0.cin_per_group,
+                 cout_per_group=f0.cout_per_group, out_pixels=f0.out_pixels, taps=f0.taps, outer=f0.outer)]
+
+
+def _best_of_windows(module, x, protocol) -> tuple[float, float, int]:
+    """Time of one step (s): the fastest of ``protocol.trials`` windows; (best, std, repeats).
+
+    The measurement module's step, warm-up and window sizing (:mod:`groupconv.measure.protocol`),
+    but the **minimum** over windows instead of the mean (a window can only be slowed
+    down by other work, so the fastest is the best estimate of the undisturbed time; with
+    no energy to integrate nothing needs the mean), timed on :func:`_cpu_clock`.
+    """
+    import statistics
+
+    import torch
+
+    from ..measure.protocol import _calibrate, _timed_window, make_step
+
+    step = make_step(module, x, protocol.mode)
+    begin = time.perf_counter()
+    done = 0
+    while done < protocol.warmup or time.perf_counter() - begin < protocol.warmup_s:
+        step()
+        done += 1
+    device = x.device
+    repeats = _calibrate(step, protocol.min_window_s, device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        times = [_timed_window(step, repeats, device) / repeats for _ in range(protocol.trials)]
+    else:
+        clock = _cpu_clock()
+        times = []
+        for _ in range(protocol.trials):
+            start = clock()
+            for _ in range(repeats):
+                step()
+            times.append((clock() - start) / repeats)
+    return min(times), (statistics.stdev(times) if len(times) > 1 else 0.0), repeats
+
+
+def _cpu_clock():
+    """The clock of a CPU measurement: this thread's CPU time with one torch thread.
+
+    With ``torch.set_num_threads(1)`` every kernel runs on the calling thread, so its CPU
+    time is the time the work took, whatever else the machine runs: on a machine shared
+    with other work, wall-clock windows are stretched by time-slicing (2-3x was seen here),
+    CPU time is not. With several threads, wall-clock time (``time.perf_counter``).
+    """
+    import torch
+
+    return time.thread_time if torch.get_num_threads() == 1 else time.perf_counter
 
 
 def _protocol(budget_s: float):
     from ..measure import Protocol
 
     short = budget_s < 60
-    return Protocol(mode="forward", warmup=2, warmup_s=0.01 if short else 0.03, trials=3,
-                    min_window_s=0.01 if short else 0.03, measure_memory=False)
+    return Protocol(mode="forward", warmup=2, warmup_s=0.01 if short else 0.02, trials=5,
+                    min_window_s=0.005 if short else 0.01, measure_memory=False)
 
 
 def calibrate(
@@ -634,6 +691,9 @@ def calibrate(
         "seed": seed,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "groupconv_counter": _counter_name(),
+        "clock": ("measure (mean of windows, with energy)" if source.available else
+                  "cuda events (fastest window)" if device != "cpu" else
+                  "thread_time (fastest window)" if threads_now == 1 else "perf_counter (fastest window)"),
     }
     platform = fit_platform(list(rows.values()), device=device, metadata=metadata)
     if out is not None:
@@ -655,6 +715,17 @@ def _f(row, name) -> float | None:
     if value is None or value == "":
         return None
     return float(value)
+
+
+def _row_features(r: dict[str, object], calls: int) -> OpFeatures:
+    def i(name: str) -> int:
+        return int(float(r[name])) if r.get(name) not in (None, "") else 1
+
+    return OpFeatures(
+        kernel=str(r["kernel"]), macs=_f(r, "macs") / calls, bytes=_f(r, "bytes") / calls, groups=i("groups"),
+        op=str(r.get("op") or ""), batch=i("batch"), cin_per_group=i("cin_per_group"),
+        cout_per_group=i("cout_per_group"), out_pixels=i("out_pixels"), taps=i("taps"), outer=i("outer"),
+    )
 
 
 def fit_platform(rows: Sequence[dict[str, object]], *, device: str, metadata: dict[str, object]) -> Platform:
@@ -680,16 +751,30 @@ def fit_platform(rows: Sequence[dict[str, object]], *, device: str, metadata: di
     time_models: dict[str, KernelModel] = {}
     energy_models: dict[str, KernelModel] = {}
     has_energy = all(_f(r, "energy_J") for r in ops) and bool(ops)
+    def fit_group(kernel: str, name: str, krows: list[dict[str, object]]) -> None:
+        calls = [max(1, int(float(r["calls"]))) for r in krows]
+        feats = [_row_features(r, c) for r, c in zip(krows, calls)]
+        time_models[name] = fit_kernel_model(kernel, feats, [_f(r, "time_s") / c for r, c in zip(krows, calls)],
+                                             name=name)
+        if has_energy:
+            energy_models[name] = fit_kernel_model(
+                kernel, feats, [_f(r, "energy_J") / c for r, c in zip(krows, calls)], quantity="energy_J", name=name
+            )
+
     for kernel, krows in sorted(by_kernel.items()):
         if kernel not in KERNELS:
             continue
-        calls = [max(1, int(float(r["calls"]))) for r in krows]
-        feats = [OpFeatures(kernel, _f(r, "macs") / c, _f(r, "bytes") / c, int(float(r["groups"]))) for r, c in zip(krows, calls)]
-        time_models[kernel] = fit_kernel_model(kernel, feats, [_f(r, "time_s") / c for r, c in zip(krows, calls)])
-        if has_energy:
-            energy_models[kernel] = fit_kernel_model(
-                kernel, feats, [_f(r, "energy_J") / c for r, c in zip(krows, calls)], quantity="energy_J"
-            )
+        fit_group(kernel, kernel, krows)
+        if kernel.startswith("conv"):
+            continue
+        # one model per operator of a memory-bound class (relu and gelu differ), where measured enough
+        by_op: dict[str, list[dict[str, object]]] = {}
+        for r in krows:
+            by_op.setdefault(str(r["op"]), []).append(r)
+        if len(by_op) > 1:
+            for op, orows in sorted(by_op.items()):
+                if len(orows) >= 5:
+                    fit_group(kernel, f"{kernel}:{op}", orows)
     platform = Platform(device=device, metadata=metadata, roofline=roof, time_models=time_models,
                         energy_models=energy_models)
     correction = _network_correction(platform, nets)

@@ -88,7 +88,7 @@ class Platform:
         return features_of(op, device=self.device, threads=self.threads)
 
     def _predict(self, feats: OpFeatures, models: Mapping[str, KernelModel], factor: float, warn: bool) -> tuple[float, bool]:
-        model = models.get(feats.kernel)
+        model = models.get(f"{feats.kernel}:{feats.op}") or models.get(feats.kernel)
         if model is None:
             if warn:
                 warnings.warn(
@@ -122,7 +122,7 @@ class Platform:
         if not self.has_energy:
             return None
         feats = self.features(op, batch)
-        model = self.energy_models.get(feats.kernel)
+        model = self.energy_models.get(f"{feats.kernel}:{feats.op}") or self.energy_models.get(feats.kernel)
         factor = float(self.network_correction.get("energy_factor", 1.0))
         if model is None:
             return None
