@@ -42,7 +42,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
-MEASURED_COLUMNS = ("key", "batch", "round", "time_s", "calls", "timestamp", "loadavg_1min")
+#: An E2GC variant is "comparable" to an FgGC one when its MACs (or params) are within this ratio.
+COMPARABLE = (0.8, 1.25)
+MEASURED_COLUMNS = ("key", "batch", "round", "time_s", "thread_time_s", "calls", "timestamp", "loadavg_1min")
+CLOCKS = ("wall", "thread")
 
 
 def parse_args(argv=None):
@@ -56,6 +59,9 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as calibrate)")
     p.add_argument("--seed", type=int, default=0, help="seed of the shuffles and of the inputs")
     p.add_argument("--zoo", nargs="*", default=None, help="zoo networks (default: all of ZOO)")
+    p.add_argument("--clock", choices=CLOCKS, default="wall",
+                   help="which time the summary compares: wall (perf_counter, plain torch timing; default) or "
+                        "thread (this thread's CPU time, robust on a shared machine; both are recorded)")
     p.add_argument("--no-measure", action="store_true", help="predict and summarise only")
     p.add_argument("--note", default="", help="free text recorded in the metadata (e.g. 'preliminary')")
     return p.parse_args(argv)
@@ -135,12 +141,13 @@ def predict_all(platform, items, image_size: int, batches):
 
 
 # ----------------------------------------------------------------------------- measuring
-def _done(path: Path):
+def _done(path: Path, clock: str = "wall"):
     done = {}
     if path.exists():
         with path.open() as f:
             for row in csv.DictReader(f):
-                done[(row["key"], int(row["batch"]), int(row["round"]))] = float(row["time_s"])
+                done[(row["key"], int(row["batch"]), int(row["round"]))] = float(
+                    row["time_s"] if clock == "wall" else row["thread_time_s"])
     return done
 
 
@@ -179,14 +186,15 @@ def measure_all(items, image_size: int, batches, rounds: int, calls: int, seed: 
                     x = torch.randn(batch, 3, image_size, image_size)
                     with torch.no_grad():
                         module(x)  # warm-up: allocations, kernel choice, caches
-                        best = math.inf
+                        best, best_cpu = math.inf, math.inf
                         for _ in range(calls):
-                            t0 = time.perf_counter()
+                            t0, c0 = time.perf_counter(), time.thread_time()
                             module(x)
                             best = min(best, time.perf_counter() - t0)
+                            best_cpu = min(best_cpu, time.thread_time() - c0)
                     per_frame = best / batch
                     done[(item["key"], batch, r)] = per_frame
-                    writer.writerow([item["key"], batch, r, f"{per_frame:.9g}", calls,
+                    writer.writerow([item["key"], batch, r, f"{per_frame:.9g}", f"{best_cpu / batch:.9g}", calls,
                                      dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                                      f"{os.getloadavg()[0]:.2f}"])
                     f.flush()
@@ -250,7 +258,10 @@ def summarise(pred_rows, done, batches):
         rivals = [c for c in held if c["kind"] == "catalogue" and c["arch"] == r["arch"]
                   and c["batch"] == r["batch"] and c["paper_params"] <= limit]
         best = min(rivals, key=lambda c: c["measured_s"]) if rivals else None
+        same = [c for c in rows if c["kind"] == "catalogue" and c["arch"] == r["arch"] and c["batch"] == r["batch"]
+                and _groups_of(c) == r["groups"]]
         checks.append({
+            "identical_to": f"{same[0]['variant']} {same[0]['group']}" if same else None,
             "arch": r["arch"], "batch": r["batch"], "groups": r["groups"], "params": budget,
             "budget_params": limit, "measured_s": r["measured_s"], "predicted_s": r["predicted_s"],
             "best_variant": None if best is None else f"{best['variant']} {best['group']}",
@@ -275,15 +286,28 @@ def summarise(pred_rows, done, batches):
                         "fggc": f_["group"], "e2gc": near["group"],
                         "ratio": near[what] / f_[what],
                         "fggc_s": f_["measured_s"], "e2gc_s": near["measured_s"],
+                        "comparable": COMPARABLE[0] <= near[what] / f_[what] <= COMPARABLE[1],
                         "e2gc_faster": near["measured_s"] < f_["measured_s"],
+                        "e2gc_vs_fggc": near["measured_s"] / f_["measured_s"] - 1.0,
                     })
     out["observation1"] = obs
-    out["observation1_tally"] = {
-        f"{arch} by {what}": f"{sum(o['e2gc_faster'] for o in obs if o['arch'] == arch and o['compare'] == what)}"
-                             f"/{sum(1 for o in obs if o['arch'] == arch and o['compare'] == what)}"
-        for arch in sorted({o["arch"] for o in obs}) for what in ("MACs", "params")
-    }
+    tally = {}
+    for arch in sorted({o["arch"] for o in obs}):
+        for what in ("MACs", "params"):
+            sel = [o for o in obs if o["arch"] == arch and o["compare"] == what and o["comparable"]]
+            tally[f"{arch} by {what}"] = {
+                "e2gc_faster": sum(o["e2gc_faster"] for o in sel), "pairs": len(sel),
+                "pairs_list": [f"FgGC g={o['fggc']} vs E2GC G={o['e2gc']} B={o['batch']}: "
+                               f"{o['e2gc_vs_fggc'] * 100:+.1f} %" for o in sel],
+            }
+    out["observation1_tally"] = tally
     return rows, out
+
+
+def _groups_of(row) -> str:
+    from groupconv.networks.catalogue import layer_groups
+
+    return " ".join(str(g) for g in layer_groups(row["arch"], row["variant"], int(row["group"])))
 
 
 def write_markdown(path: Path, summary, meta):
@@ -292,7 +316,8 @@ def write_markdown(path: Path, summary, meta):
 
     lines = [f"# Platform verification: {meta['platform_file']} ({meta['note'] or 'run'})", "",
              f"- image size {meta['image_size']}, batches {meta['batches']}, threads {meta['threads']}, "
-             f"{meta['rounds']} rounds x best of {meta['calls']} calls, shuffled",
+             f"{meta['rounds']} rounds x best of {meta['calls']} calls, shuffled; clock: {meta.get('clock')} "
+             "(wall = perf_counter; thread = this thread's CPU time)",
              f"- machine: {meta['cpu']}, torch {meta['torch']}, load average at start {meta['loadavg_start']}, "
              f"at end {meta.get('loadavg_end')}",
              "", "## Prediction error (held-out: catalogue + zoo)", "", "| set | MAPE |", "| --- | --- |"]
@@ -304,14 +329,17 @@ def write_markdown(path: Path, summary, meta):
     lines += [f"| {s['family']} | {s['batch']} | {s['spearman']:.2f} | {s['measured_order']} | {s['predicted_order']} |"
               for s in summary["spearman"]]
     lines += ["", "## Recommendation under the weights of E2GC G=32", "",
-              "| arch | B | groups | measured ms/frame | best variant within budget | its ms/frame | ratio | at least as fast |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "| arch | B | groups | same as | measured ms/frame | best variant within budget | its ms/frame | ratio | at least as fast |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for c in summary["recommendation"]:
-        lines.append(f"| {c['arch']} | {c['batch']} | {c['groups']} | {c['measured_s'] * 1e3:.2f} | {c['best_variant']} | "
-                     f"{(c['best_variant_measured_s'] or float('nan')) * 1e3:.2f} | {c['ratio_to_best']:.3f} | {c['at_least_as_fast']} |")
-    lines += ["", "## E2GC Observation 1 (E2GC faster than the FgGC variant nearest in MACs / params)", "",
-              "| comparison | E2GC faster |", "| --- | --- |"]
-    lines += [f"| {k} | {v} |" for k, v in summary["observation1_tally"].items()]
+        lines.append(f"| {c['arch']} | {c['batch']} | {c['groups']} | {c['identical_to'] or '-'} | {c['measured_s'] * 1e3:.2f} | "
+                     f"{c['best_variant']} | {(c['best_variant_measured_s'] or float('nan')) * 1e3:.2f} | "
+                     f"{c['ratio_to_best']:.3f} | {c['at_least_as_fast']} |")
+    lines += ["", "## E2GC Observation 1: the E2GC variant nearest in MACs / params to each FgGC variant "
+              f"(within {COMPARABLE[0]}-{COMPARABLE[1]}x), time of E2GC relative to FgGC", "",
+              "| comparison | E2GC faster | pairs (negative: E2GC faster) |", "| --- | --- | --- |"]
+    lines += [f"| {k} | {v['e2gc_faster']}/{v['pairs']} | {'; '.join(v['pairs_list'])} |"
+              for k, v in summary["observation1_tally"].items()]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -350,7 +378,7 @@ def figure(rows, out_dir: Path, meta):
     ax.set_xlabel("measured forward time per frame (ms)")
     ax.set_ylabel("predicted (ms)")
     ax.set_title(f"{meta['cpu_short']}, {meta['image_size']}px, {meta['threads']} thread", fontsize=7)
-    ax.legend(loc="upper left", frameon=False)
+    ax.legend(loc="lower right", frameon=False)
     paths = save_figure(fig, out_dir, "predicted_vs_measured")
     fig.savefig(out_dir / "predicted_vs_measured.pdf", bbox_inches="tight", metadata={"CreationDate": None})
     plt.close(fig)
@@ -394,8 +422,9 @@ def main(argv=None) -> int:
                 print(f"run.py: error: {out} was measured with {k}={old.get(k)!r}, now {meta[k]!r}; "
                       "use another --out", file=sys.stderr)
                 return 2
-        meta["started"] = old.get("started", meta["started"])
-        meta["loadavg_start"] = old.get("loadavg_start", meta["loadavg_start"])
+        for k in ("started", "loadavg_start") + (("finished", "loadavg_end") if args.no_measure else ()):
+            if k in old:
+                meta[k] = old[k]
 
     items = workloads(args.image_size, args.zoo)
     items += recommended(platform, args.image_size, args.batches)
@@ -405,21 +434,25 @@ def main(argv=None) -> int:
         w.writeheader()
         w.writerows(pred_rows)
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
-    done = {} if args.no_measure else measure_all(
-        items, args.image_size, args.batches, args.rounds, args.calls, args.seed, out / "measured.csv")
-    if args.no_measure:
-        done = _done(out / "measured.csv")
-    rows, summary = summarise(pred_rows, done, args.batches)
-    meta["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    meta["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    if not args.no_measure:
+        measure_all(items, args.image_size, args.batches, args.rounds, args.calls, args.seed, out / "measured.csv")
+    meta["clock"] = args.clock
+    if not args.no_measure or "finished" not in meta:
+        meta["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        meta["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
-    with (out / "results.csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    write_markdown(out / "summary.md", summary, meta)
-    figure(rows, out, meta)
+    for clock in CLOCKS:  # both clocks summarised; --clock picks the one of summary.md and the figure
+        rows, summary = summarise(pred_rows, _done(out / "measured.csv", clock), args.batches)
+        (out / f"summary_{clock}.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_markdown(out / f"summary_{clock}.md", summary, {**meta, "clock": clock})
+        if clock == args.clock:
+            with (out / "results.csv").open("w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=list(rows[0]))
+                w.writeheader()
+                w.writerows(rows)
+            write_markdown(out / "summary.md", summary, meta)
+            (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            figure(rows, out, meta)
     print((out / "summary.md").read_text())
     return 0
 
