@@ -213,9 +213,11 @@ def summarise(pred_rows, done, batches):
     import numpy as np
     from scipy.stats import spearmanr
 
-    measured = {}
+    measured, slowest = {}, {}
     for (key, batch, _), t in done.items():
         measured[(key, batch)] = min(t, measured.get((key, batch), math.inf))
+        slowest[(key, batch)] = max(t, slowest.get((key, batch), 0.0))
+    spread = [slowest[k] / measured[k] - 1.0 for k in measured]
     rows = []
     for p in pred_rows:
         m = measured.get((p["key"], p["batch"]))
@@ -225,7 +227,9 @@ def summarise(pred_rows, done, batches):
     def mape(sel):
         return None if not sel else float(np.mean([abs(r["error"]) for r in sel]))
 
-    out = {"mape": {"all_held_out": mape(held)}}
+    out = {"mape": {"all_held_out": mape(held)},
+           "round_spread": None if not spread else {  # slowest over fastest round of one network, - 1
+               "median": float(np.median(spread)), "p90": float(np.percentile(spread, 90)), "max": float(max(spread))}}
     for kind in ("catalogue", "zoo"):
         out["mape"][kind] = mape([r for r in held if r["kind"] == kind])
     for b in batches:
@@ -322,6 +326,10 @@ def write_markdown(path: Path, summary, meta):
              f"at end {meta.get('loadavg_end')}",
              "", "## Prediction error (held-out: catalogue + zoo)", "", "| set | MAPE |", "| --- | --- |"]
     lines += [f"| {k} | {pct(v)} |" for k, v in summary["mape"].items()]
+    rs = summary.get("round_spread")
+    if rs:
+        lines += ["", f"noise: slowest over fastest round of the same network, median {pct(rs['median'])}, "
+                      f"90th percentile {pct(rs['p90'])}, max {pct(rs['max'])}"]
     lines += ["", f"max |error|: {pct(summary['max_abs_error'])}; worst: " +
               ", ".join(f"{w['key']} B={w['batch']} {w['error'] * 100:+.0f} %" for w in summary["worst"]), "",
               "## Spearman within each family", "", "| family | B | rho | measured order (fastest first) | predicted order |",
@@ -373,9 +381,16 @@ def figure(rows, out_dir: Path, meta):
                         label="+/-10 %")
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("measured forward time per frame (ms)")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(ScalarFormatter())
+        axis.set_minor_formatter(NullFormatter())
+    clock = "thread CPU time" if meta.get("clock") == "thread" else "wall clock"
+    ax.set_xlabel(f"measured forward time per frame (ms, {clock})")
     ax.set_ylabel("predicted (ms)")
     ax.set_title(f"{meta['cpu_short']}, {meta['image_size']}px, {meta['threads']} thread", fontsize=7)
     ax.legend(loc="lower right", frameon=False)
