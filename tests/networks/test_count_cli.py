@@ -166,6 +166,17 @@ def test_tree_table_and_unsupported_warning(model_file, capsys):
     assert len(err) == 1 and err[0].startswith("groupconv: warning:") and "aten._fft_r2c.default x1" in err[0]
 
 
+def test_csv_tables(model_file, capsys):
+    assert main(["count", f"{model_file}:build", "--input-shape", "2,3,8,8", "--csv", "layers"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("name,kind,") and [line.split(",")[0] for line in lines[1:]] == ["conv", "fc"]
+    assert main(["count", f"{model_file}:build", "--input-shape", "2,3,8,8", "--csv", "ops"]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert rows[0].startswith("op,op_class,module") and any(",conv," in row for row in rows[1:])
+    assert main(["count", f"{model_file}:build", "--input-shape", "2,3,8,8", "--csv", "ops", "--json"]) == 2
+    assert "choose one" in capsys.readouterr().err
+
+
 def test_catalogue_traced_keeps_the_paper_counts(capsys):
     assert main(["count", "resnext50", "--variant", "fggc", "--group", "32", "--trace", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)

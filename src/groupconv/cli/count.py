@@ -8,6 +8,7 @@ Examples::
     groupconv count my_model.py:build --input-shape 2,3,224,224 --depth 2
     groupconv count torchvision.models:resnet18 --input-shape 1,3,224,224 --json
     groupconv count lm.py:make --input-shape 1,128 --input-dtype int64
+    groupconv count my_model.py:build --input-shape 1,3,224,224 --csv ops > ops.csv
 
 A catalogue name without ``--trace``/``--input-shape``/``--depth`` prints the paper's
 per-layer table (torch-free). Everything else is traced at the operator level
@@ -63,6 +64,10 @@ def register(subparsers) -> None:
         help="where to trace: meta (default, nothing computed) or e.g. cpu (real kernels)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    parser.add_argument(
+        "--csv", choices=("ops", "op_types", "layers", "modules"), default=None,
+        help="print one table of a traced model as CSV: every op call, per op type, per layer or per module",
+    )
     parser.set_defaults(func=run)
 
 
@@ -99,7 +104,9 @@ def run(args: argparse.Namespace) -> int:
     catalogue = args.arch in ARCHITECTURES
     if catalogue and (args.variant is None or args.group is None):
         raise GroupConvError(f"{args.arch} is a catalogue network: give --variant and --group")
-    if catalogue and not (args.trace or args.input_shape or args.depth is not None):
+    if args.json and args.csv:
+        raise GroupConvError("--json and --csv each print the whole output: choose one")
+    if catalogue and not (args.trace or args.input_shape or args.depth is not None or args.csv):
         from ..networks import build_network
 
         batch = _int("--batch", args.batch) if args.batch is not None else 1
@@ -146,6 +153,8 @@ def _run_trace(args, catalogue: bool) -> int:
         )
     if args.json:
         print_json({"model": args.arch, **count.as_dict()})
+    elif args.csv:
+        sys.stdout.write(count.to_csv(table=args.csv))
     else:
         print(format_trace(count, args.arch, 2 if args.depth is None else args.depth))
     return 0
