@@ -59,9 +59,13 @@ def test_mkldnn_rule_matches_profiler(shape):
     assert rule == ran
 
 
-def test_kernel_of_traced_convs():
-    from groupconv.platform._bridge import count_ops
+def count_ops(model, shape):
+    from groupconv.networks import count_module
 
+    return [count_module(model, shape).ops]
+
+
+def test_kernel_of_traced_convs():
     dw = torch.nn.Conv2d(32, 32, 3, padding=1, groups=32, bias=False)
     pw = torch.nn.Conv2d(32, 64, 1, bias=False)
     strided = torch.nn.Conv2d(32, 32, 1, stride=2, bias=False)
@@ -85,27 +89,48 @@ def test_roofline_hand_arithmetic():
 
 
 def test_fit_recovers_known_power_law():
+    """Memory-bound kernels: t = c0 + exp(theta . [1, log bytes, log outer]) recovered exactly."""
     rng = np.random.default_rng(1)
-    feats = [
-        OpFeatures("conv_mkldnn", macs=float(m), bytes=float(b), groups=int(g), cin_per_group=int(ci),
-                   cout_per_group=int(co), out_pixels=int(px), taps=int(t))
-        for m, b, g, ci, co, px, t in zip(
-            rng.uniform(1e5, 1e8, 60), rng.uniform(1e4, 1e7, 60), rng.choice([1, 2, 4, 8], 60),
-            rng.choice([8, 16, 64], 60), rng.choice([8, 32, 128], 60), rng.choice([16, 196, 3136], 60),
-            rng.choice([1, 9, 25], 60))
-    ]
-    # t = 5 us + exp(-23 + 0.9 log macs + 0.1 log bytes - 0.2 log cin_g)
-    truth = [5e-6 + math.exp(-23 + 0.9 * math.log(f.macs) + 0.1 * math.log(f.bytes) - 0.2 * math.log(f.cin_per_group))
-             for f in feats]
-    model = fit_kernel_model("conv_mkldnn", feats, truth)
+    feats = [OpFeatures("pool", macs=0.0, bytes=float(b), outer=int(o))
+             for b, o in zip(rng.uniform(1e4, 1e8, 40), rng.choice([8, 64, 512, 4096], 40))]
+    # t = 2 us + exp(-21 + 0.95 log bytes + 0.1 log outer)
+    truth = [2e-6 + math.exp(-21 + 0.95 * math.log(f.bytes) + 0.1 * math.log(f.outer)) for f in feats]
+    model = fit_kernel_model("pool", feats, truth)
+    assert model.form == "power"
     assert model.fit_mape < 1e-3
     assert model.cv_mape is not None and model.cv_mape < 1e-2
-    assert model.c0 == pytest.approx(5e-6, rel=1e-2)
+    assert model.c0 == pytest.approx(2e-6, rel=1e-2)
     coef = dict(zip(model.features, model.theta[1:]))
-    assert coef["log_macs"] == pytest.approx(0.9, abs=1e-3)
-    assert coef["log_bytes"] == pytest.approx(0.1, abs=1e-3)
-    assert coef["log_cin_per_group"] == pytest.approx(-0.2, abs=1e-3)
+    assert coef["log_bytes"] == pytest.approx(0.95, abs=1e-3)
+    assert coef["log_outer"] == pytest.approx(0.1, abs=1e-3)
     assert model.predict(feats[0]) == pytest.approx(truth[0], rel=1e-3)
+
+
+def test_fit_recovers_known_linear_terms():
+    """Compute kernels: t = c0 + sum c_j term_j, non-negative; known terms recovered."""
+    rng = np.random.default_rng(2)
+    feats = []
+    for _ in range(80):
+        ci, co, g = (int(v) for v in (rng.choice([4, 16, 64]), rng.choice([8, 32, 128]), rng.choice([1, 2, 8])))
+        px, taps, batch = int(rng.choice([16, 196, 3136])), int(rng.choice([1, 9])), int(rng.choice([1, 4]))
+        macs = batch * g * co * ci * taps * px
+        w = 4.0 * g * co * ci * taps
+        act = 4.0 * batch * g * (ci + co) * px
+        feats.append(OpFeatures("conv_mkldnn", macs=float(macs), bytes=w + act, groups=g, batch=batch,
+                                cin_per_group=ci, cout_per_group=co, out_pixels=px, taps=taps, weight_bytes=w))
+    # t = 10 us + macs / 50 GMAC/s + weight bytes / 5 GB/s + 1 us per group and frame + 2e-11 s per (MAC / cin_g)
+    truth = [1e-5 + f.macs / 5e10 + f.weight_bytes / 5e9 + 1e-6 * f.groups * f.batch + 2e-11 * f.macs / f.cin_per_group
+             for f in feats]
+    model = fit_kernel_model("conv_mkldnn", feats, truth)
+    assert model.form == "linear"
+    assert model.fit_mape < 1e-4
+    coef = dict(zip(model.features, model.theta))
+    assert model.c0 == pytest.approx(1e-5, rel=1e-3)
+    assert coef["macs"] == pytest.approx(1 / 5e10, rel=1e-3)
+    assert coef["weight_bytes"] == pytest.approx(1 / 5e9, rel=1e-3)
+    assert coef["groups_x_batch"] == pytest.approx(1e-6, rel=1e-3)
+    assert coef["macs_per_cin_group"] == pytest.approx(2e-11, rel=1e-3)
+    assert coef["act_bytes"] == pytest.approx(0.0, abs=1e-15)
 
 
 def test_fit_with_few_points_is_proportional():
@@ -128,8 +153,9 @@ def test_fit_rejects_bad_values():
 @settings(max_examples=40, deadline=None)
 @given(st.floats(1e2, 1e9), st.floats(1e2, 1e9))
 def test_prediction_never_below_fixed_cost(macs, nbytes):
-    feats = [OpFeatures("matmul", macs=m, bytes=b) for m, b in ((1e4, 1e4), (1e6, 1e5), (1e8, 1e7), (1e5, 1e6),
+    feats = [OpFeatures("softmax", macs=m, bytes=b) for m, b in ((1e4, 1e4), (1e6, 1e5), (1e8, 1e7), (1e5, 1e6),
                                                                 (1e7, 1e5), (3e6, 3e6), (1e3, 1e3), (5e8, 1e8))]
     times = [1e-6 + f.macs / 1e10 + f.bytes / 1e10 for f in feats]
-    model = fit_kernel_model("matmul", feats, times)
-    assert model.predict(OpFeatures("matmul", macs, nbytes)) >= model.c0 > 0
+    for kernel in ("softmax", "matmul"):  # a power-law and a linear kernel
+        model = fit_kernel_model(kernel, [OpFeatures(kernel, f.macs, f.bytes) for f in feats], times)
+        assert model.predict(OpFeatures(kernel, macs, nbytes)) >= model.c0 > 0

@@ -63,17 +63,27 @@ KERNELS: tuple[str, ...] = (
     "cat",
     "embedding",
     "rnn",
+    "view",  # an op that moves no data and computes nothing (view, transpose, empty): dispatch only
     "other",
 )
 
-_CONV_FEATURES = ("log_macs", "log_bytes", "log_cin_per_group", "log_cout_per_group", "log_out_pixels",
-                  "log_taps", "log_groups")
-#: Log-features of each kernel's model (the exponent's terms, after the constant).
+#: Terms of the additive (linear) model of the compute kernels: each a cost in its own
+#: right (MACs; weight and activation traffic; a per-group and per-group-per-frame loop
+#: overhead; MACs spent with a short GEMM dimension: few input or output channels per
+#: group, few output pixels, a small channel count squared).
+_CONV_TERMS = ("macs", "weight_bytes", "act_bytes", "groups", "groups_x_batch", "macs_per_cin_group",
+               "macs_per_cout_group", "macs_per_pixel", "macs_per_min_channels_sq")
+#: Model form of each kernel: "linear" (additive non-negative terms) or "power".
+FORMS: dict[str, str] = {k: "power" for k in KERNELS}
+#: Features of each kernel's model (log-features for "power", terms for "linear").
 FEATURES: dict[str, tuple[str, ...]] = {k: ("log_bytes", "log_outer") for k in KERNELS}
 for _k in ("conv_mkldnn", "conv_dw", "conv_slow", "conv_transpose"):
-    FEATURES[_k] = _CONV_FEATURES
-for _k in ("matmul", "attention", "other"):
-    FEATURES[_k] = ("log_macs", "log_bytes")
+    FEATURES[_k] = _CONV_TERMS
+    FORMS[_k] = "linear"
+for _k in ("matmul", "attention"):
+    FEATURES[_k] = ("macs", "bytes")
+    FORMS[_k] = "linear"
+FEATURES["other"] = ("log_macs", "log_bytes")
 
 
 @dataclass(frozen=True)
@@ -98,8 +108,11 @@ class OpFeatures:
     out_pixels: int = 1
     taps: int = 1
     outer: int = 1
+    weight_bytes: float = 0.0
 
     def value(self, name: str) -> float:
+        if not name.startswith("log_"):
+            return self._term(name)
         values = {
             "log_macs": math.log(max(self.macs, 1.0)),
             "log_bytes": math.log(max(self.bytes, 1.0)),
@@ -111,6 +124,23 @@ class OpFeatures:
             "log_outer": math.log(max(self.outer, 1)),
         }
         return values[name]
+
+    def _term(self, name: str) -> float:
+        m = self.macs
+        small = min(self.cin_per_group, self.cout_per_group)
+        terms = {
+            "macs": m,
+            "bytes": self.bytes,
+            "weight_bytes": self.weight_bytes,
+            "act_bytes": max(self.bytes - self.weight_bytes, 0.0),
+            "groups": float(self.groups),
+            "groups_x_batch": float(self.groups * self.batch),
+            "macs_per_cin_group": m / max(self.cin_per_group, 1),
+            "macs_per_cout_group": m / max(self.cout_per_group, 1),
+            "macs_per_pixel": m / max(self.out_pixels, 1),
+            "macs_per_min_channels_sq": m / max(small, 1) ** 2,
+        }
+        return float(terms[name])
 
     def vector(self, names: Sequence[str]) -> np.ndarray:
         return np.array([self.value(n) for n in names])
@@ -183,10 +213,13 @@ def kernel_of(op, *, device: str = "cpu", threads: int = 1) -> str:
 
     Convolutions are split by the path the library takes (:func:`cpu_conv_uses_mkldnn`
     on a CPU; depthwise vs the rest on a GPU); ``linear``/``addmm``/``mm``/``bmm`` are
-    ``"matmul"``; every other op is its ``op_class``.
+    ``"matmul"``; an op that neither computes nor moves data is ``"view"``; every other
+    op is its ``op_class``.
     """
     op_class = getattr(op, "op_class", "other")
     if op_class != "conv":
+        if op.macs == 0 and op.bytes_read + op.bytes_written == 0:
+            return "view"
         return op_class if op_class in KERNELS else "other"
     x, w, stride, groups = _conv_geometry(op)
     depthwise = groups > 1 and len(x) >= 2 and groups == int(x[1])
@@ -204,11 +237,13 @@ def features_of(op, *, device: str = "cpu", threads: int = 1) -> OpFeatures:
     kernel = kernel_of(op, device=device, threads=threads)
     shapes = tuple(tuple(int(d) for d in s) for s in op.input_shapes)
     batch = shapes[0][0] if shapes and shapes[0] else 1
-    extra: dict[str, int] = {}
+    extra: dict[str, float] = {}
     if kernel.startswith("conv") and len(shapes) >= 2 and op.output_shapes:
         x, w, _, groups = _conv_geometry(op)
         out = tuple(op.output_shapes[0])
+        itemsize = {"float64": 8, "float16": 2, "bfloat16": 2}.get(str(getattr(op, "dtype", "float32")), 4)
         extra = {
+            "weight_bytes": float(math.prod(w) * itemsize),
             "cin_per_group": int(w[1]),
             "cout_per_group": max(1, int(w[0]) // max(groups, 1)),
             "out_pixels": math.prod(out[2:]) if len(out) > 2 else 1,
@@ -308,9 +343,12 @@ class KernelModel:
     cv_mape: float | None
     quantity: str = "time_s"
     ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    form: str = "power"
 
     def predict(self, feats: OpFeatures) -> float:
         """Predicted time (or energy) of one call."""
+        if self.form == "linear":
+            return float(self.c0 + sum(c * feats.value(n) for c, n in zip(self.theta, self.features)))
         z = self.theta[0] + sum(t * feats.value(n) for t, n in zip(self.theta[1:], self.features))
         return float(self.c0 + math.exp(min(z, 50.0)))
 
@@ -318,7 +356,9 @@ class KernelModel:
         return {
             "kernel": self.kernel,
             "quantity": self.quantity,
-            "formula": "c0 + exp(theta[0] + sum(theta[1:] * features))",
+            "form": self.form,
+            "formula": ("c0 + sum(theta * features)" if self.form == "linear"
+                        else "c0 + exp(theta[0] + sum(theta[1:] * features))"),
             "features": list(self.features),
             "c0": self.c0,
             "theta": list(self.theta),
@@ -347,6 +387,7 @@ class KernelModel:
             cv_mape=None if d.get("cv_mape") is None else float(d["cv_mape"]),
             quantity=str(d.get("quantity", "time_s")),
             ranges={k: (float(v[0]), float(v[1])) for k, v in dict(d.get("ranges", {})).items()},
+            form=str(d.get("form", "power")),
         )
 
 
@@ -422,6 +463,8 @@ def fit_kernel_model(
     """
     if kernel not in FEATURES:
         raise GroupConvError(f"unknown kernel type {kernel!r}; one of {', '.join(KERNELS)}")
+    if FORMS[kernel] == "linear":
+        return _fit_linear(kernel, feats, values, quantity=quantity, seed=seed, name=name)
     y = np.asarray(values, dtype=float)
     if len(feats) != len(y) or len(y) == 0:
         raise GroupConvError(f"kernel {kernel!r}: need one value per call and at least one call")
@@ -473,4 +516,67 @@ def fit_kernel_model(
         cv_mape=cv,
         quantity=quantity,
         ranges={n: (float(X[:, j].min()), float(X[:, j].max())) for j, n in enumerate(names)},
+    )
+
+
+def _nnls_relative(A: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """argmin_{c >= 0} sum ((A c) / y - 1)^2 (columns scaled for conditioning)."""
+    from scipy.optimize import nnls
+
+    W = A / y[:, None]
+    scale = np.linalg.norm(W, axis=0)
+    scale[scale == 0] = 1.0
+    c, _ = nnls(W / scale, np.ones_like(y), maxiter=50 * A.shape[1])
+    return c / scale
+
+
+def _fit_linear(kernel, feats, values, *, quantity, seed, name) -> KernelModel:
+    """``t = c0 + sum_j c_j term_j`` with every coefficient >= 0, on relative residuals."""
+    y = np.asarray(values, dtype=float)
+    if len(feats) != len(y) or len(y) == 0:
+        raise GroupConvError(f"kernel {kernel!r}: need one value per call and at least one call")
+    if not np.all(np.isfinite(y)) or np.any(y <= 0):
+        raise GroupConvError(f"kernel {kernel!r}: measured values must be finite and > 0")
+    names = list(FEATURES[kernel])
+    T = np.array([f.vector(names) for f in feats], dtype=float).reshape(len(y), len(names))
+    keep = [j for j in range(len(names)) if np.ptp(T[:, j]) > 0]
+    # with few points keep the MACs and bytes terms only
+    if len(y) < len(keep) + 5:
+        keep = [j for j in keep if names[j] in ("macs", "bytes", "act_bytes")][: max(0, len(y) - 2)]
+    names = [names[j] for j in keep]
+    A = np.column_stack([np.ones(len(y)), T[:, keep]])
+    c = _nnls_relative(A, y)
+    rel = A @ c / y - 1.0
+    se = np.full(len(c), np.nan)
+    free = np.flatnonzero(c > 0)
+    dof = len(y) - len(free)
+    if len(free) and dof > 0:
+        W = A[:, free] / y[:, None]
+        try:
+            cov = float(rel @ rel) / dof * np.linalg.inv(W.T @ W)
+            se[free] = np.sqrt(np.clip(np.diag(cov), 0, None))
+        except np.linalg.LinAlgError:
+            pass
+        se[c == 0] = 0.0
+    cv = None
+    if len(y) >= 10:
+        rng = np.random.default_rng(seed)
+        errs = []
+        for fold in np.array_split(rng.permutation(len(y)), 5):
+            train = np.setdiff1d(np.arange(len(y)), fold)
+            errs.extend(np.abs(A[fold] @ _nnls_relative(A[train], y[train]) / y[fold] - 1.0))
+        cv = float(np.mean(errs))
+    return KernelModel(
+        kernel=name or kernel,
+        features=tuple(names),
+        c0=float(c[0]),
+        theta=tuple(float(v) for v in c[1:]),
+        c0_stderr=float(se[0]),
+        theta_stderr=tuple(float(v) for v in se[1:]),
+        n=len(y),
+        fit_mape=float(np.mean(np.abs(rel))),
+        cv_mape=cv,
+        quantity=quantity,
+        ranges={n: (float(T[:, j].min()), float(T[:, j].max())) for n, j in zip(names, keep)},
+        form="linear",
     )
