@@ -7,6 +7,9 @@ thread's CPU time (what other processes on a shared machine cannot stretch).
 
     PYTHONPATH=src python benchmarks/platform/check_catalogue.py data/platforms/cpu-epyc-1t.json \
         --image-size 96 --batch 1 8 --out benchmarks/platform/catalogue_96.csv
+
+``--measured CSV`` reuses the measurements of an earlier run (to price them with another
+platform file without measuring again).
 """
 
 from __future__ import annotations
@@ -48,7 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--measured", type=Path, default=None,
+                        help="reuse the measured times of an earlier run's CSV (predict only)")
     args = parser.parse_args(argv)
+    reuse = {}
+    if args.measured:
+        for r in csv.DictReader(args.measured.open()):
+            reuse[(r["arch"], r["variant"], int(r["group"]), int(r["batch"]), int(r["image_size"]))] = float(
+                r["measured_time_s"])
     torch.set_num_threads(1)
     platform = Platform.load(args.platform)
     rows = []
@@ -61,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
                         pred = predict(platform, model, shape)
-                    meas = measure_s(model, torch.randn(shape), args.runs)
+                    key = (arch, variant, group, batch, args.image_size)
+                    meas = reuse[key] if key in reuse else measure_s(model, torch.randn(shape), args.runs)
                     rows.append({"arch": arch, "variant": variant, "group": group, "batch": batch,
                                  "image_size": args.image_size, "predicted_time_s": pred.time_s,
                                  "measured_time_s": meas, "error": pred.time_s / meas - 1})

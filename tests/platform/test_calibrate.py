@@ -112,7 +112,8 @@ def test_fit_platform_needs_microbenchmarks():
 
 
 def test_group_factors_recover_known_corrections():
-    """y = 1.3 * conv + 0.7 * matmul + 1.0 * norm + 0.8 * memory: recovered (weak ridge)."""
+    """y = 1.3 * conv + 0.7 * matmul + 1.0 * norm + 0.8 * memory: recovered (weak ridge), and
+    bounded to [prior / 2, 2 prior]."""
     from groupconv.platform.calibrate import _group_factors
 
     rng = np.random.default_rng(3)
@@ -124,3 +125,6 @@ def test_group_factors_recover_known_corrections():
     T[:, 2] = 0.0
     a = _group_factors(T, T @ truth, prior=1.1, strength=1e-4)
     assert a[2] == 1.1 and a[0] == pytest.approx(1.3, rel=1e-3)
+    # a factor the data push below prior / 2 stops there
+    a = _group_factors(T, T @ np.array([1.0, 0.1, 1.0, 1.0]), prior=1.0, strength=1e-4)
+    assert a[1] == pytest.approx(0.5)

@@ -88,3 +88,22 @@ def test_network_correction_scales_every_op(hand_platform):
     assert base == pytest.approx(1e-6 + 1e-9 * 16384)
     assert scaled.predict_op(op) == pytest.approx(1.5 * base)
     assert math.isclose(scaled.roofline.fixed_s, 1e-7)
+
+
+def test_in_place_op_priced_by_its_out_of_place_model(hand_platform):
+    from dataclasses import replace
+
+    from groupconv.networks import count_module
+    from tests.platform.conftest import known_model
+
+    relu_only = known_model("activation:aten.relu.default", ("log_bytes",), 5e-6, (-30.0, 1.0))
+    platform = replace(hand_platform, time_models={**hand_platform.time_models,
+                                                   "activation:aten.relu.default": relu_only})
+    (inplace,) = count_module(torch.nn.ReLU(inplace=True), (1, 8, 16, 16)).ops
+    (plain,) = count_module(torch.nn.ReLU(), (1, 8, 16, 16)).ops
+    assert inplace.op == "aten.relu_.default" and plain.op == "aten.relu.default"
+    expected = 5e-6 + math.exp(-30.0) * (2 * 8 * 16 * 16 * 4)  # the relu model, not the class one
+    assert platform.predict_op(plain) == pytest.approx(expected)
+    assert platform.predict_op(inplace) == pytest.approx(
+        5e-6 + math.exp(-30.0) * (inplace.bytes_read + inplace.bytes_written))
+    assert hand_platform.predict_op(inplace) == pytest.approx(1e-6 + 1e-9 * (inplace.bytes_read + inplace.bytes_written))

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
-__all__ = ["roofline_figure"]
+__all__ = ["FIGURES", "roofline_figure"]
+
+#: None for ``groupconv figures``: a roofline needs a calibrated platform (made by
+#: ``groupconv predict ... --figure PREFIX`` and in ``notebooks/06_platform.ipynb``).
+FIGURES: dict = {}
 
 
 def roofline_figure(platform, prediction=None, *, title: str | None = None) -> Figure:

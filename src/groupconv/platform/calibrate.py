@@ -150,7 +150,8 @@ def _conv_candidates(rng: np.random.Generator, n: int, batches: Sequence[int]) -
         base = max(16, int(2 ** round(np.log2(16 * 112 / h))))  # ~16 ch at 112, ~512 at 4
         cin = int(min(1024, max(8, base * 2.0 ** rng.integers(-2, 2))))
         cout = int(min(1024, max(8, cin * 2.0 ** rng.integers(-1, 3))))
-        form = rng.choice(["dense3", "pointwise", "grouped", "depthwise", "dense_k", "grouped_pw"], p=[0.15, 0.2, 0.2, 0.2, 0.1, 0.15])
+        form = rng.choice(["dense3", "pointwise", "grouped", "depthwise", "dense_k", "grouped_pw", "per_group"],
+                          p=[0.12, 0.2, 0.15, 0.15, 0.08, 0.1, 0.2])
         k, groups = 3, 1
         if form == "pointwise":
             k = 1
@@ -162,6 +163,10 @@ def _conv_candidates(rng: np.random.Generator, n: int, batches: Sequence[int]) -
         elif form == "grouped_pw":
             k = 1
             groups = int(rng.choice([g for g in (2, 4, 8, 16, 32) if cin % g == 0 and cout % g == 0 and g < cin]))
+        elif form == "per_group":  # a fixed number of channels per group (E2GC's G): many groups
+            k = 3
+            per = int(rng.choice([c for c in (2, 4, 8, 16, 32) if c < cin and cin % c == 0]))
+            cout, groups = cin, cin // per
         elif form == "depthwise":
             k = int(rng.choice([3, 3, 5, 7]))
             cout, groups = cin, cin
@@ -259,7 +264,7 @@ def _farthest_first(specs: list[Spec]) -> list[Spec]:
     return [specs[i] for i in order]
 
 
-def operator_specs(*, threads: int = 1, seed: int = 0, n_conv: int = 700, n_memory: int = 300,
+def operator_specs(*, threads: int = 1, seed: int = 0, n_conv: int = 900, n_memory: int = 450,
                    batches: Sequence[int] = (1, 1, 2, 4, 8, 16)) -> list[Spec]:
     """The designed operator set, ordered so that every prefix is informative.
 
@@ -874,17 +879,17 @@ def _predict_network_raw(platform: Platform, row: dict[str, object]) -> tuple[di
     return groups, e
 
 
-def _group_factors(T: np.ndarray, y: np.ndarray, prior: float, strength: float = 0.3) -> np.ndarray:
-    """Non-negative factors a (one per group) with y ~ T a on relative residuals, each pulled
-    towards ``prior`` (ridge of weight ``strength``): groups a network set barely exercises
-    stay near the overall factor."""
-    from scipy.optimize import nnls
+def _group_factors(T: np.ndarray, y: np.ndarray, prior: float, strength: float = 0.5) -> np.ndarray:
+    """Factors a (one per group) with y ~ T a on relative residuals, each pulled towards
+    ``prior`` (ridge of weight ``strength``) and kept within [prior / 2, 2 prior]: groups a
+    network set barely exercises, or exercises only in proportion to another group, stay
+    near the overall factor instead of trading off against each other."""
+    from scipy.optimize import lsq_linear
 
     used = T.sum(axis=0) > 0
-    A = T / y[:, None]
-    A = np.vstack([A, strength * np.eye(T.shape[1])])
+    A = np.vstack([T / y[:, None], strength * np.eye(T.shape[1])])
     b = np.concatenate([np.ones(len(y)), strength * np.full(T.shape[1], prior)])
-    a, _ = nnls(A, b)
+    a = lsq_linear(A, b, bounds=(0.5 * prior, 2.0 * prior)).x
     a[~used] = prior
     return a
 

@@ -8,17 +8,26 @@ in ``aten/src/ATen/native/Convolution.cpp``, reproduced in :func:`cpu_conv_uses_
 and checked against ``torch.profiler`` in the tests. The two paths differ by a large
 factor in MAC/s, which is what makes jumps such as MobileNet-V1 G = 2 vs G = 1 and 4.
 
-Each kernel model is linear in what the call does (per call, the whole batch)::
+Two model forms (per call, the whole batch), fitted on **relative** residuals so that a
+10 us op counts as much as a 10 ms one:
 
-    t = c0 + c_macs * macs + c_bytes * bytes [+ c_groups * groups  (native conv path)]
+* compute kernels (convs, matmul): additive non-negative cost terms ("linear")::
 
-with non-negative coefficients, fitted by least squares on **relative** residuals
-(``t_pred / t - 1``), so a 10 us op counts as much as a 10 ms one. ``c0`` is the fixed cost
-of a call (dispatch, thread wake-up), ``1 / c_macs`` a sustained MAC rate and ``1 / c_bytes``
-a sustained bandwidth; the native path loops over groups, hence the per-group term. The
-roofline (:class:`Roofline`) bounds every call from below and classifies it as memory- or
-compute-bound, like NeuSight's roofline-bounded utilisation (Lee et al., ASPLOS 2025);
-an operator class the platform never measured is predicted from the roofline alone.
+      t = c0 + c1 macs + c2 weight_bytes + c3 act_bytes + c4 groups + c5 groups*batch
+             + c6 macs/cin_per_group + c7 macs/cout_per_group + c8 macs/out_pixels
+             + c9 macs/min(cin, cout per group)^2
+
+  ``c0`` is the fixed cost of a call, ``1 / c1`` a sustained MAC rate, the per-group
+  terms the loop over groups (the native path runs one GEMM per group), and the last
+  four the MACs spent with a short GEMM dimension (low utilisation);
+* memory-bound kernels: a fixed cost plus a power law ("power")::
+
+      t = c0 + exp(theta0 + theta1 log bytes + theta2 log(N*C))
+
+The roofline (:class:`Roofline`) bounds every call from below and classifies it as
+memory- or compute-bound, like NeuSight's roofline-bounded utilisation (Lee et al.,
+ASPLOS 2025); an operator class the platform never measured is predicted from the
+roofline alone.
 
 Imports neither torch nor zeus.
 """

@@ -88,7 +88,7 @@ class Platform:
         return features_of(op, device=self.device, threads=self.threads)
 
     def _predict(self, feats: OpFeatures, models: Mapping[str, KernelModel], factor: float, warn: bool) -> tuple[float, bool]:
-        model = models.get(f"{feats.kernel}:{feats.op}") or models.get(feats.kernel)
+        model = _lookup(models, feats)
         if model is None:
             if warn:
                 warnings.warn(
@@ -132,7 +132,7 @@ class Platform:
         if not self.has_energy:
             return None
         feats = self.features(op, batch)
-        model = self.energy_models.get(f"{feats.kernel}:{feats.op}") or self.energy_models.get(feats.kernel)
+        model = _lookup(self.energy_models, feats)
         factor = float(self.network_correction.get("energy_factor", 1.0))
         if model is None:
             return None
@@ -233,6 +233,20 @@ class Platform:
         return "<pre>" + html.escape(self.summary()) + "</pre>"
 
 
+def _out_of_place(op: str) -> str:
+    """``aten.relu_.default`` -> ``aten.relu.default`` (an in-place op priced as its twin)."""
+    parts = op.split(".")
+    if len(parts) >= 2 and parts[1].endswith("_") and not parts[1].startswith("_"):
+        parts[1] = parts[1][:-1]
+    return ".".join(parts)
+
+
+def _lookup(models: Mapping[str, KernelModel], feats: OpFeatures) -> KernelModel | None:
+    """The per-operator model (or that of its out-of-place twin), else the kernel type's."""
+    return (models.get(f"{feats.kernel}:{feats.op}") or models.get(f"{feats.kernel}:{_out_of_place(feats.op)}")
+            or models.get(feats.kernel))
+
+
 def _nan_to_none(obj):
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
@@ -243,26 +257,14 @@ def _nan_to_none(obj):
     return obj
 
 
-@dataclass(frozen=True)
-class _ConvOp:
-    """A conv call made from a ConvLayer (the OpCount fields the models read)."""
-
-    op: str
-    op_class: str
-    input_shapes: tuple
-    output_shapes: tuple
-    dtype: str
-    macs: int
-    bytes_read: int
-    bytes_written: int
-    groups: int
-    layer: ConvLayer
-
-
 _ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 
 
-def _conv_layer_op(layer: ConvLayer, batch: int, dtype: str) -> _ConvOp:
+def _conv_layer_op(layer: ConvLayer, batch: int, dtype: str):
+    """The ``OpCount`` of one ``aten.convolution`` call of ``layer`` on ``batch`` frames
+    (the bytes as the operator counter counts them: input, weight and bias read, output written)."""
+    from ..networks.count import OpCount
+
     kh, kw = (layer.kernel, layer.kernel) if isinstance(layer.kernel, int) else tuple(layer.kernel)
     h_in = layer.in_height if layer.in_height is not None else layer.out_height * layer.stride
     w_in = layer.in_width if layer.in_width is not None else layer.out_width * layer.stride
@@ -271,9 +273,11 @@ def _conv_layer_op(layer: ConvLayer, batch: int, dtype: str) -> _ConvOp:
     out = (batch, layer.out_channels, layer.out_height, layer.out_width)
     size = _ITEMSIZE.get(dtype, 4)
     read = (math.prod(x) + math.prod(w) + (layer.out_channels if layer.bias else 0)) * size
-    return _ConvOp(
+    return OpCount(
         op="aten.convolution.default",
         op_class="conv",
+        module=layer.name,
+        phase="forward",
         input_shapes=(x, w),
         output_shapes=(out,),
         dtype=dtype,
