@@ -163,3 +163,37 @@ def test_cli_choices_follow_the_registry():
     assert cli_fit._BEST == BEST_MODEL
     assert cli_fit._TABLES == tuple(PAPER_TABLES)
     assert cli_fit._PLATFORMS == PLATFORMS
+
+
+def test_cpu_measurement_without_energy_is_fitted_as_time(tmp_path, capsys):
+    """The new user's loop on a CPU: `measure layer` writes rows with empty energy_J, and
+    `fit` fits time per frame, says so, and models the bgc rows instead of skipping them."""
+    pytest.importorskip("torch")
+    runs = tmp_path / "runs.csv"
+    code = main(["measure", "layer", "--in-channels", "16", "--out-channels", "16", "--size", "8",
+                 "--groups", "2", "4", "--method", "gc", "bgc", "dw", "--batch", "1", "2", "--mode", "forward",
+                 "--out", str(runs), "--trials", "2", "--warmup", "1", "--warmup-seconds", "0",
+                 "--min-window", "0.002", "--no-memory", "--quiet", "--energy", "none"])
+    assert code == 0
+    capsys.readouterr()
+    frame = pd.read_csv(runs)
+    assert frame["energy_J"].isna().all() and (frame["method"] == "bgc").sum() == 4
+    code, out, err = run_cli(capsys, "fit", str(runs), "--model", "macs", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["quantity"] == "time_s" and result["n_points"] == len(frame) == 10  # (2 gc + 2 bgc + 1 dw) x 2 batches
+    assert any("fitted time_s" in n for n in result["notes"])
+    assert any("bgc layers modelled" in n for n in result["notes"])
+    code, out, _ = run_cli(capsys, "fit", str(runs), "--model", "macs")
+    assert "fitted quantity = time_s" in out
+
+
+def test_layer_and_network_rows_are_not_pooled(tmp_path, capsys):
+    runs = tmp_path / "mixed.csv"
+    runs.write_text(
+        "workload,arch,variant,group,in_channels,out_channels,kernel,height,width,groups,batch,method,time_s,energy_J\n"
+        "layer,,,,64,64,3,14,14,4,8,gc,0.001,\n"
+        "network,mobilenet_v1,e2gc,4,,,,,,,2,network,0.01,\n"
+    )
+    code, _, err = run_cli(capsys, "fit", str(runs))
+    assert code == 2 and "--workload" in err and len(err.strip().splitlines()) == 1

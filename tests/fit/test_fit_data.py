@@ -101,16 +101,40 @@ def test_load_runs_reads_layer_and_network_rows_and_skips_what_it_cannot_use(tmp
         "layer,,,,64,64,3,14,14,4,1,gc,forward,float32,0.001,0,,,none,cpu",
         "network,mobilenet_v1,e2gc,4,,,,,,,2,network,forward,float32,0.01,0,0.5,0,nvml,cpu",
     ])
-    data = load_runs(path)
-    assert len(data) == 3
-    assert data.energy_J.tolist() == [0.002, 0.003, 0.5]
+    with pytest.raises(GroupConvError, match="mix layer and network.*--workload"):
+        load_runs(path)
+    data = load_runs(path, workload="layer")
+    assert len(data) == 3 and data.quantity == "energy_J"
+    assert data.energy_J.tolist() == [0.002, 0.003, 0.004]
     assert data.workloads[0].layers[0] == ConvLayer(64, 64, 3, 14, 14, groups=4, batch=8)
     assert data.workloads[1].layers[0].is_depthwise
-    assert len(data.workloads[2].layers) == 28 and data.workloads[2].batch == 2
     assert any("skipped 1 row with no energy_J" in n for n in data.notes)
-    assert any("1 row of bgc" in n for n in data.notes)
+    # the bgc row is its grouped conv (64 -> 64, 4 groups) plus the mean conv 16 -> 64 (dense):
+    # weights 64 * 16 * 9 = 9,216 each, MACs 9,216 * 14 * 14 = 1,806,336 each
+    gc, mean = data.workloads[2].layers
+    assert gc == ConvLayer(64, 64, 3, 14, 14, groups=4, batch=8)
+    assert (mean.in_channels, mean.out_channels, mean.groups) == (16, 64, 1)
+    assert gc.weight_params == mean.weight_params == 64 * 16 * 9
+    assert gc.macs + mean.macs == 2 * 1_806_336
+    assert any("1 row of bgc layers modelled" in n for n in data.notes)
     # the same layer at another batch size shares the key (leave-one-out unit)
     assert data.keys[0] != data.keys[1]
+    net = load_runs(path, workload="network")
+    assert len(net) == 1 and len(net.workloads[0].layers) == 28 and net.workloads[0].batch == 2
+
+
+def test_load_runs_fits_time_when_no_energy_was_measured(tmp_path):
+    path = _write(tmp_path, [
+        "layer,,,,64,64,3,14,14,4,8,gc,forward,float32,0.001,0,,,none,cpu",
+        "layer,,,,64,64,3,14,14,64,8,dw,forward,float32,0.0005,0,,,none,cpu",
+    ])
+    data = load_runs(path)
+    assert data.quantity == "time_s"
+    assert data.energy_J.tolist() == [0.001, 0.0005]
+    assert any("no energy_J was measured: fitted time_s" in n for n in data.notes)
+    assert "fitted time_s" in data.source
+    with pytest.raises(GroupConvError, match="no usable rows with energy_J"):
+        load_runs(path, quantity="energy_J")
 
 
 def test_load_runs_errors_name_the_file_column_or_line(tmp_path):
@@ -130,7 +154,10 @@ def test_load_runs_errors_name_the_file_column_or_line(tmp_path):
     with pytest.raises(GroupConvError, match="line 2: energy_J"):
         load_runs(path)
     path = _write(tmp_path, ["layer,,,,64,64,3,14,14,4,8,gc,forward,float32,0,0,,0,none,cpu"])
-    with pytest.raises(GroupConvError, match="no usable rows"):
+    with pytest.raises(GroupConvError, match="line 2: time_s must be > 0"):
+        load_runs(path)  # no energy: time is fitted, and a zero time is refused
+    path = _write(tmp_path, ["layer,,,,64,64,3,14,14,4,8,gc,forward,float32,,0,,0,none,cpu"])
+    with pytest.raises(GroupConvError, match="no usable rows with time_s"):
         load_runs(path)
 
 

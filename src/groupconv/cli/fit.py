@@ -20,7 +20,9 @@ def register(subparsers) -> None:
         description="Fit an energy-per-frame model to a runs CSV (measurement schema: layer rows "
         "with in_channels, out_channels, kernel, height, width, groups, batch, energy_J per frame; "
         "network rows with arch, variant, group, batch, energy_J) or to the E2GC paper's Table III/IV "
-        "measurements on one GPU. Prints the fit report, or JSON with --json.",
+        "measurements on one GPU. Without energy (a CPU run) it fits time_s and says so; bgc rows are "
+        "the grouped conv plus the mean conv; layer and network rows are fitted one kind at a time "
+        "(--workload). Prints the fit report, or JSON with --json.",
     )
     parser.add_argument("runs", nargs="?", metavar="RUNS.csv", help="runs file to fit")
     parser.add_argument("--paper-table", choices=_TABLES, help="fit the paper's table instead of a runs file")
@@ -35,6 +37,10 @@ def register(subparsers) -> None:
     parser.add_argument("--mode", help="runs file: keep rows of this mode (forward, forward_backward)")
     parser.add_argument("--dtype", help="runs file: keep rows of this dtype")
     parser.add_argument("--device", help="runs file: keep rows of this device")
+    parser.add_argument("--workload", choices=("layer", "network"),
+                        help="runs file: fit only layer rows or only network rows (a file with both needs it)")
+    parser.add_argument("--quantity", choices=("energy_J", "time_s"),
+                        help="runs file: what to fit (default: energy_J if measured, else time_s)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
@@ -50,14 +56,15 @@ def run(args: argparse.Namespace) -> int:
     if args.paper_table is not None:
         if args.platform is None:
             raise GroupConvError(f"--paper-table {args.paper_table} needs --platform ({', '.join(_PLATFORMS)})")
-        for option in ("mode", "dtype", "device"):
+        for option in ("mode", "dtype", "device", "workload", "quantity"):
             if getattr(args, option) is not None:
                 raise GroupConvError(f"--{option} applies to a runs file, not to --paper-table")
         data = paper_dataset(args.paper_table, args.platform)
     else:
         if args.platform is not None:
             raise GroupConvError("--platform applies to --paper-table; filter a runs file with --device")
-        data = load_runs(args.runs, mode=args.mode, dtype=args.dtype, device=args.device)
+        data = load_runs(args.runs, mode=args.mode, dtype=args.dtype, device=args.device,
+                         workload=args.workload, quantity=args.quantity)
 
     model = get_model(args.model, alpha=args.alpha)
     result = fit_model(model, data, loss=args.loss, bootstrap=args.bootstrap or 0, seed=args.seed,

@@ -13,7 +13,7 @@
 Imports neither torch nor zeus.
 """
 
-from .data import EnergyData, LayerArrays, Workload, load_runs, paper_dataset, paper_table_join
+from .data import EnergyData, LayerArrays, Workload, bgc_layers, load_runs, paper_dataset, paper_table_join
 from .fitting import FitResult, fit_model
 from .models import (
     BEST_MODEL,
@@ -55,6 +55,7 @@ __all__ = [
     "Workload",
     "admissible_groups",
     "alpha_from_traffic",
+    "bgc_layers",
     "calibrate_gamma",
     "eq2_groups",
     "fit_model",

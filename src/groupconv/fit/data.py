@@ -45,7 +45,12 @@ __all__ = [
     "RUNS_LAYER_COLUMNS",
     "RUNS_NETWORK_COLUMNS",
     "MODELLED_METHODS",
+    "QUANTITIES",
+    "bgc_layers",
 ]
+
+#: What a fit can be of: energy per frame (J) or time per frame (s).
+QUANTITIES: tuple[str, ...] = ("energy_J", "time_s")
 
 #: CLI names of the paper's tables -> the catalogue's architecture name.
 PAPER_TABLES: dict[str, str] = {
@@ -159,6 +164,10 @@ class EnergyData:
         Where the numbers come from (provenance, shown in fit reports).
     notes : tuple of str
         What was skipped or assumed while loading.
+    quantity : {"energy_J", "time_s"}
+        What ``energy_J`` holds: energy per frame (the default), or time per frame in
+        seconds when only time was measured (a CPU without an energy meter); every model
+        then fits time with the same formulas, its coefficients in seconds.
     """
 
     workloads: tuple[Workload, ...]
@@ -166,6 +175,7 @@ class EnergyData:
     info: pd.DataFrame
     source: str = ""
     notes: tuple[str, ...] = field(default=())
+    quantity: str = "energy_J"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "workloads", tuple(self.workloads))
@@ -189,6 +199,7 @@ class EnergyData:
         info["batch"] = [w.batch for w in self.workloads]
         object.__setattr__(self, "info", info)
         object.__setattr__(self, "notes", tuple(self.notes))
+        v.one_of("quantity", self.quantity, QUANTITIES)
 
     @classmethod
     def from_workloads(
@@ -240,12 +251,14 @@ class EnergyData:
             self.info.iloc[idx].reset_index(drop=True),
             self.source,
             self.notes,
+            self.quantity,
         )
 
     def with_energy(self, energy_J: np.ndarray, source: str | None = None) -> EnergyData:
         """The same workloads with other energies (e.g. simulated ones)."""
         return EnergyData(
-            self.workloads, energy_J, self.info, self.source if source is None else source, self.notes
+            self.workloads, energy_J, self.info, self.source if source is None else source, self.notes,
+            self.quantity,
         )
 
     def as_frame(self) -> pd.DataFrame:
@@ -376,8 +389,28 @@ RUNS_LAYER_COLUMNS: tuple[str, ...] = (
 )
 #: Columns a network row of a runs CSV must have.
 RUNS_NETWORK_COLUMNS: tuple[str, ...] = ("arch", "variant", "group", "batch", "energy_J")
-#: Layer methods the models describe (plain group convs); ``bgc`` rows are skipped.
-MODELLED_METHODS: tuple[str, ...] = ("dense", "gc", "dw")
+#: Layer methods the models describe: plain group convs, and BGC as two convs (:func:`bgc_layers`).
+MODELLED_METHODS: tuple[str, ...] = ("dense", "gc", "dw", "bgc")
+
+
+def bgc_layers(layer: ConvLayer) -> tuple[ConvLayer, ConvLayer]:
+    """A balanced group conv as the two convolutions it runs (BGC paper Eq. 3.1).
+
+    ``y^k = W^{kk} x^k + W-bar^k x-bar``: the grouped conv ``n -> m`` with N groups
+    (``layer`` itself), plus the "mean" conv: one dense ``n/N -> m`` conv on the mean of
+    the input groups (the N blocks ``W-bar^k`` stacked, as :class:`groupconv.nn.BalancedGroupConv`
+    computes it). Its weights are ``m (n/N) d_k^2`` and its MACs that times ``h w``: the
+    same as the grouped conv's, so a BGC layer costs twice the MACs of its GC. The mean
+    itself (an elementwise average over the groups) is not a conv and is not counted.
+    """
+    groups = layer.groups
+    mean = ConvLayer(
+        layer.in_channels // groups, layer.out_channels, (layer.kernel_h, layer.kernel_w),
+        layer.out_height, layer.out_width, stride=layer.stride, batch=layer.batch,
+        in_height=layer.in_height, in_width=layer.in_width,
+        name=f"{layer.name}.balance" if layer.name else "balance",
+    )
+    return layer, mean
 
 
 def _rows(n: int) -> str:
@@ -442,8 +475,11 @@ def load_runs(
     mode: str | None = None,
     dtype: str | None = None,
     device: str | None = None,
+    workload: str | None = None,
+    quantity: str | None = None,
 ) -> EnergyData:
-    """Energy per frame of recorded runs (the measurement module's CSV schema).
+    """Energy (or, without an energy meter, time) per frame of recorded runs (the
+    measurement module's CSV schema).
 
     Parameters
     ----------
@@ -457,6 +493,15 @@ def load_runs(
         ``dtype`` or ``device``. A file that mixes several values of one of these columns
         must be narrowed down to one: energies of different modes, dtypes or devices do
         not belong in one fit.
+    workload : {"layer", "network"}, optional
+        Keep only layer rows or only network rows. A file with both must be narrowed
+        down to one: a network costs more than the sum of its convs (batch norms,
+        activations, residual adds, dispatch), which a model's network constants absorb;
+        pooled with single-layer rows those constants would be fitted to a mixture that
+        describes neither.
+    quantity : {"energy_J", "time_s"}, optional
+        What to fit. Default: ``energy_J`` if any row has one, else ``time_s`` (a CPU
+        run has no energy meter); the returned data's ``quantity`` and notes say which.
 
     Returns
     -------
@@ -471,9 +516,9 @@ def load_runs(
     ``height x width`` is input and output). Network rows are the catalogue's networks;
     their ``height``/``width`` is the image size: 224 (or empty) is the torch-free
     catalogue, another size is counted from a shape-only torch module (needs torch).
-    Rows with ``method == "bgc"`` (balanced group conv, whose extra mean path no model
-    here describes) are skipped; ``dense``, ``gc`` and ``dw`` rows are plain group convs
-    and are used.
+    Rows with ``method == "bgc"`` (balanced group conv) are the two convolutions a BGC
+    layer runs (:func:`bgc_layers`: the grouped conv plus the dense ``n/N -> m`` conv on
+    the mean of the groups); ``dense``, ``gc`` and ``dw`` rows are plain group convs.
     """
     path = Path(path)
     if not path.exists():
@@ -485,8 +530,8 @@ def load_runs(
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise GroupConvError(f"{path}: not a readable CSV ({first})") from None
-    if "energy_J" not in frame:
-        raise GroupConvError(f"{path}: missing column energy_J")
+    if quantity is not None:
+        v.one_of("quantity", quantity, QUANTITIES)
     # CSV line of each row: header is line 1 (comment lines are not counted).
     frame["_line"] = np.arange(len(frame)) + 2
     notes: list[str] = []
@@ -508,24 +553,34 @@ def load_runs(
                 f"{path}: rows mix {column} values {', '.join(present)}; choose one with --{column}"
             )
 
-    energy = pd.to_numeric(frame["energy_J"], errors="coerce")
-    text = frame["energy_J"].astype(str).str.strip()
-    not_number = energy.isna() & frame["energy_J"].notna() & (text != "")
+    if quantity is None:
+        has_energy = "energy_J" in frame and (
+            frame["energy_J"].notna() & (frame["energy_J"].astype(str).str.strip() != "")
+        ).any()
+        quantity = "energy_J" if has_energy or "time_s" not in frame else "time_s"
+        if quantity == "time_s":
+            notes.append("no energy_J was measured: fitted time_s (seconds per frame) instead of energy")
+    if quantity not in frame:
+        raise GroupConvError(f"{path}: missing column {quantity}")
+    col = quantity
+    energy = pd.to_numeric(frame[col], errors="coerce")
+    text = frame[col].astype(str).str.strip()
+    not_number = energy.isna() & frame[col].notna() & (text != "")
     if not_number.any():
         i = np.flatnonzero(not_number.to_numpy())[0]
         raise GroupConvError(
-            f"{path}: line {frame['_line'].iloc[i]}: energy_J must be a number, got {frame['energy_J'].iloc[i]!r}"
+            f"{path}: line {frame['_line'].iloc[i]}: {col} must be a number, got {frame[col].iloc[i]!r}"
         )
     empty = energy.isna()
     if empty.any():
-        notes.append(f"skipped {_rows(int(empty.sum()))} with no energy_J")
-    frame = frame[~empty].assign(energy_J=energy[~empty])
-    values = frame["energy_J"].to_numpy(dtype=float)
+        notes.append(f"skipped {_rows(int(empty.sum()))} with no {col}")
+    frame = frame[~empty].assign(**{col: energy[~empty]})
+    values = frame[col].to_numpy(dtype=float)
     nonpositive = ~np.isfinite(values) | (values <= 0)  # inf and -inf parse as numbers
     if nonpositive.any():
         i = np.flatnonzero(nonpositive)[0]
         raise GroupConvError(
-            f"{path}: line {frame['_line'].iloc[i]}: energy_J must be finite and > 0, got {float(values[i])!r}"
+            f"{path}: line {frame['_line'].iloc[i]}: {col} must be finite and > 0, got {float(values[i])!r}"
         )
 
     kind = frame["workload"].astype(str) if "workload" in frame else pd.Series("layer", index=frame.index)
@@ -535,11 +590,23 @@ def load_runs(
         raise GroupConvError(
             f"{path}: line {frame['_line'].iloc[i]}: workload must be layer or network, got {kind.iloc[i]!r}"
         )
+    if workload is not None:
+        v.one_of("workload", workload, ("layer", "network"))
+        if not (kind == workload).any():
+            raise GroupConvError(f"{path}: no {workload} rows")
+        frame, kind = frame[kind == workload], kind[kind == workload]
+    elif (kind == "layer").any() and (kind == "network").any():
+        raise GroupConvError(
+            f"{path}: rows mix layer and network workloads ({_rows(int((kind == 'layer').sum()))} and "
+            f"{_rows(int((kind == 'network').sum()))}), which share no network constants; "
+            "fit one at a time with --workload layer or --workload network"
+        )
+    is_bgc = pd.Series(False, index=frame.index)
     if "method" in frame:
         is_bgc = (kind == "layer") & (frame["method"].astype(str) == "bgc")
         if is_bgc.any():
-            notes.append(f"skipped {_rows(int(is_bgc.sum()))} of bgc layers (balanced group conv is not modelled)")
-            frame, kind = frame[~is_bgc], kind[~is_bgc]
+            notes.append(f"{_rows(int(is_bgc.sum()))} of bgc layers modelled as the grouped conv plus the "
+                         "mean conv (n/N -> m)")
 
     workloads, info = [], []
     for needed, which in ((RUNS_LAYER_COLUMNS, "layer"), (RUNS_NETWORK_COLUMNS, "network")):
@@ -547,7 +614,7 @@ def load_runs(
             missing = [c for c in needed if c not in frame]
             if missing:
                 raise GroupConvError(f"{path}: {which} rows need column(s) {', '.join(missing)}")
-    for row, which in zip(frame.to_dict("records"), kind):
+    for row, which, bgc in zip(frame.to_dict("records"), kind, is_bgc):
         line = int(row["_line"])
         batch = _int_cell(path, line, "batch", row["batch"])
         try:
@@ -559,10 +626,11 @@ def load_runs(
                 )
                 key = (
                     f"{layer.in_channels}->{layer.out_channels} k{shape['kernel']} "
-                    f"{layer.out_height}x{layer.out_width} g={layer.groups}"
+                    f"{layer.out_height}x{layer.out_width} g={layer.groups}" + (" bgc" if bgc else "")
                 )
-                workloads.append(Workload((layer,), batch, key))
-                info.append({"workload": "layer", "key": key, "groups": layer.groups, "line": line})
+                workloads.append(Workload(bgc_layers(layer) if bgc else (layer,), batch, key))
+                info.append({"workload": "layer", "key": key, "groups": layer.groups, "line": line,
+                             "method": "bgc" if bgc else str(row.get("method", ""))})
             else:
                 group = _int_cell(path, line, "group", row["group"])
                 size = _image_size(path, line, row)
@@ -579,6 +647,8 @@ def load_runs(
             raise GroupConvError(message if message.startswith(prefix) else prefix + message) from None
     if not workloads:
         reason = "; ".join(notes) if notes else "no rows"
-        raise GroupConvError(f"{path}: no usable rows with energy_J ({reason})")
-    source = f"runs file {path.name} ({len(workloads)} rows" + (f", mode {mode}" if mode else "") + ")"
-    return EnergyData(tuple(workloads), frame["energy_J"].to_numpy(dtype=float), pd.DataFrame(info), source, tuple(notes))
+        raise GroupConvError(f"{path}: no usable rows with {col} ({reason})")
+    source = (f"runs file {path.name} ({len(workloads)} rows" + (f", mode {mode}" if mode else "")
+              + f", fitted {col})")
+    return EnergyData(tuple(workloads), frame[col].to_numpy(dtype=float), pd.DataFrame(info), source,
+                      tuple(notes), quantity)

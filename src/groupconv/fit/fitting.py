@@ -168,6 +168,11 @@ class FitResult:
         return self.loo_predicted / self.data.energy_J - 1.0
 
     @property
+    def quantity(self) -> str:
+        """What was fitted: ``"energy_J"`` or ``"time_s"`` (per frame)."""
+        return getattr(self.data, "quantity", "energy_J")
+
+    @property
     def n_points(self) -> int:
         return len(self.data)
 
@@ -228,6 +233,7 @@ class FitResult:
         out["loss"] = self.loss
         if self.derived:
             out["derived"] = {k: (x if isinstance(x, str) else num(x)) for k, x in self.derived.items()}
+        out["quantity"] = self.quantity
         out["source"] = self.data.source
         out["notes"] = [*self.data.notes, *self.notes]
         return out
@@ -251,6 +257,9 @@ class FitResult:
             f"[[Model]] {self.model.name}: {self.model.title}",
             f"    {self.model.formula}",
             f"[[Data]] {self.data.source}",
+            f"    fitted quantity = {self.quantity}"
+            + ("  (time per frame, s: no energy was measured; coefficients are in s, not J)"
+               if self.quantity == "time_s" else "  (energy per frame, J)"),
             f"    points = {self.n_points}, parameters = {len(self.params)}, loss = {self.loss} residuals",
             f"    converged = {self.success} ({self.message}), function evaluations = {self.nfev}",
             "[[Fit statistics]]",

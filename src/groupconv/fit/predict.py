@@ -12,7 +12,10 @@ Two answers to "how many groups should this conv have?":
   network's energy.
 
 :func:`recommend_grouping` does both for every varied group conv of a catalogue
-network and reports the network's predicted EPF with the recommended grouping.
+network and reports the network's predicted EPF with the recommended grouping. Its
+choice is made by the one exact search of :func:`groupconv.design.search.search` (the
+same as :func:`groupconv.design.recommend` given this fit), so it also takes budgets on
+the weights and the MACs.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from .. import _validate as v
 from ..cost import ConvLayer, numeric
 from ..cost import optimum as cost_optimum
 from ..errors import GroupConvError
+from ..design.search import search
 from .data import LayerArrays, Workload
 from .fitting import FitResult
 
@@ -177,6 +181,8 @@ def recommend_grouping(
     batch: int = 1,
     *,
     beta: float | None = None,
+    max_params: int | None = None,
+    max_macs: int | None = None,
 ) -> GroupingRecommendation:
     """Recommended g for every varied group conv of a catalogue network on a fitted platform.
 
@@ -190,6 +196,9 @@ def recommend_grouping(
     beta : float, optional
         beta for Eq. 2; default: the fitted model's ``beta`` if it has one, else
         :data:`DEFAULT_EQ2_BETA` (0.5, the paper's own example in Eq. 3).
+    max_params, max_macs : int, optional
+        Budgets on the network's weights (the paper's count) and MACs per frame; the
+        grouping is the exact optimum under them (:func:`groupconv.design.search.search`).
 
     Returns
     -------
@@ -221,13 +230,25 @@ def recommend_grouping(
         )
 
     varied = set(template.varied)
+    grouped = [layer for layer in template.layers if layer.name in varied]
+    tables = [layer_energy_by_groups(fitted, layer, batch) for layer in grouped]
+    fixed = [layer for layer in template.layers if layer.name not in varied]
+    fixed_params = sum(layer.weight_params for layer in fixed)
+    fixed_macs = sum(layer.macs for layer in fixed)
+    result = search(
+        [t["energy_J"].to_numpy() for t in tables],
+        [[layer.with_groups(int(g)).weight_params for g in t["groups"]] for layer, t in zip(grouped, tables)],
+        [t["macs"].to_numpy() for t in tables],
+        max_params=None if max_params is None else v.positive_int("max_params", max_params) - fixed_params,
+        max_macs=None if max_macs is None else v.positive_int("max_macs", max_macs) - fixed_macs,
+    )
+    choice = dict(zip((layer.name for layer in grouped), zip(tables, result.choice)))
     new_layers, rows = [], []
     for layer in template.layers:
         if layer.name not in varied:
             new_layers.append(layer)
             continue
-        table = layer_energy_by_groups(fitted, layer, batch)
-        i = int(np.argmin(table["energy_J"].to_numpy()))
+        table, i = choice[layer.name]
         g = int(table["groups"].iloc[i])
         chosen = layer.with_groups(g)
         new_layers.append(chosen)

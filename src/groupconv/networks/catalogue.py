@@ -63,6 +63,8 @@ __all__ = [
     "build_network",
     "paper_networks",
     "groups_for",
+    "grouped_channels",
+    "layer_groups",
     "compare_with_paper",
     "PARAMS_TOLERANCE",
     "MACS_TOLERANCE",
@@ -221,6 +223,43 @@ def groups_for(variant: str, group: int, channels: int, where: str = "") -> int:
     return channels // group if variant == "e2gc" else group
 
 
+def grouped_channels(arch: str) -> tuple[int, ...]:
+    """Channels (in = out) of every grouped 3x3 conv of ``arch``, in network order.
+
+    MobileNet-V1 has 13 (32, 64, 128, 128, 256, 256, 512 x 6, 1024), ResNeXt-50 has 16
+    (the bottleneck widths 128 x 3, 256 x 4, 512 x 6, 1024 x 3).
+    """
+    v.one_of("architecture", arch, ARCHITECTURES)
+    if arch == "mobilenet_v1":
+        return (MOBILENET_V1_STEM_CHANNELS, *(n for n, _ in MOBILENET_V1_MODULES[:-1]))
+    return tuple(width for blocks, width, _, _ in RESNEXT50_STAGES for _ in range(blocks))
+
+
+def layer_groups(arch: str, variant: str, group: int, groups=None) -> tuple[int, ...]:
+    """Number of groups g of every grouped 3x3 conv of ``arch``, in network order.
+
+    ``groups`` (one positive int per grouped layer, see :func:`grouped_channels`), when
+    given, is checked and returned; otherwise the variant's setting
+    (:func:`groups_for`) is applied to every layer.
+    """
+    channels = grouped_channels(arch)
+    if groups is None:
+        return tuple(groups_for(variant, group, c, f"grouped layer {i}") for i, c in enumerate(channels))
+    try:
+        groups = tuple(groups)
+    except TypeError:
+        raise GroupConvError(f"groups must be a sequence of {len(channels)} ints, got {groups!r}") from None
+    if len(groups) != len(channels):
+        raise GroupConvError(f"{arch} has {len(channels)} grouped layers, got {len(groups)} group counts")
+    out = []
+    for i, (g, c) in enumerate(zip(groups, channels)):
+        g = v.positive_int(f"groups[{i}]", g)
+        if c % g != 0:
+            raise GroupConvError(f"groups[{i}] = {g} does not divide the {c} channels of grouped layer {i} of {arch}")
+        out.append(g)
+    return tuple(out)
+
+
 def _conv_out(size: int, kernel: int, stride: int) -> int:
     """Output side of a conv/pool with "same" padding k // 2."""
     return (size + 2 * (kernel // 2) - kernel) // stride + 1
@@ -234,13 +273,13 @@ def _conv(name: str, m: int, n: int, k: int, size_in: int, stride: int = 1, grou
     )
 
 
-def _mobilenet_v1(variant: str, group: int) -> tuple[list[ConvLayer], list[str]]:
+def _mobilenet_v1(variant: str, group: int, groups: tuple[int, ...]) -> tuple[list[ConvLayer], list[str]]:
     layers = [_conv("stem.conv", 3, MOBILENET_V1_STEM_CHANNELS, 3, IMAGE_SIZE, stride=2)]
     varied = []
     channels, size = MOBILENET_V1_STEM_CHANNELS, layers[0].out_height
     for i, (out_channels, stride) in enumerate(MOBILENET_V1_MODULES):
         name = f"blocks.{i}.gconv.conv"
-        g = groups_for(variant, group, channels, name)
+        g = groups[i]
         gconv = _conv(name, channels, channels, 3, size, stride=stride, groups=g)
         pconv = _conv(f"blocks.{i}.pconv.conv", channels, out_channels, 1, gconv.out_height)
         layers += [gconv, pconv]
@@ -250,7 +289,7 @@ def _mobilenet_v1(variant: str, group: int) -> tuple[list[ConvLayer], list[str]]
     return layers, varied
 
 
-def _resnext50(variant: str, group: int) -> tuple[list[ConvLayer], list[str]]:
+def _resnext50(variant: str, group: int, groups: tuple[int, ...]) -> tuple[list[ConvLayer], list[str]]:
     stem = _conv("conv1", 3, RESNEXT50_STEM_CHANNELS, 7, IMAGE_SIZE, stride=2)
     layers, varied = [stem], []
     channels = RESNEXT50_STEM_CHANNELS
@@ -259,7 +298,7 @@ def _resnext50(variant: str, group: int) -> tuple[list[ConvLayer], list[str]]:
         for b in range(blocks):
             prefix = f"layer{s}.{b}"
             stride = stage_stride if b == 0 else 1
-            g = groups_for(variant, group, width, f"{prefix}.conv2")
+            g = groups[len(varied)]
             conv1 = _conv(f"{prefix}.conv1", channels, width, 1, size)
             conv2 = _conv(f"{prefix}.conv2", width, width, 3, size, stride=stride, groups=g)
             conv3 = _conv(f"{prefix}.conv3", width, out_channels, 1, conv2.out_height)
@@ -275,7 +314,7 @@ def _resnext50(variant: str, group: int) -> tuple[list[ConvLayer], list[str]]:
 _BUILDERS = {"mobilenet_v1": _mobilenet_v1, "resnext50": _resnext50}
 
 
-def build_network(arch: str, variant: str, group: int, batch: int = 1) -> Network:
+def build_network(arch: str, variant: str, group: int, batch: int = 1, *, groups=None) -> Network:
     """MobileNet-V1 or ResNeXt-50 (32x4d) with E2GC or FgGC modules, as layers.
 
     Parameters
@@ -287,6 +326,11 @@ def build_network(arch: str, variant: str, group: int, batch: int = 1) -> Networ
         divide the channels of every 3x3 group conv.
     batch : int, default 1
         Frames per batch, carried by every layer.
+    groups : sequence of int, optional
+        The number of groups g of every grouped 3x3 conv, in network order (13 for
+        MobileNet-V1, 16 for ResNeXt-50; :func:`grouped_channels`), overriding the
+        variant's setting; ``variant`` and ``group`` are then only labels. This is how a
+        recommended per-layer grouping (:mod:`groupconv.design`) is built.
 
     Returns
     -------
@@ -302,7 +346,8 @@ def build_network(arch: str, variant: str, group: int, batch: int = 1) -> Networ
     v.one_of("variant", variant, VARIANTS)
     group = v.positive_int("group", group)
     batch = v.positive_int("batch", batch)
-    layers, varied = _BUILDERS[arch](variant, group)
+    per_layer = layer_groups(arch, variant, group, groups)
+    layers, varied = _BUILDERS[arch](variant, group, per_layer)
     # Every conv is followed by a batch norm with a scale and a shift per channel.
     bn_params = sum(2 * layer.out_channels for layer in layers if layer.kind == "conv")
     network = Network(arch, variant, group, 1, tuple(layers), other_params=bn_params, varied=tuple(varied))

@@ -30,7 +30,7 @@ from .catalogue import (
     RESNEXT50_STAGES,
     RESNEXT50_STEM_CHANNELS,
     VARIANTS,
-    groups_for,
+    layer_groups,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,7 +44,7 @@ def input_shape(batch: int = 1) -> tuple[int, int, int, int]:
     return (v.positive_int("batch", batch), 3, IMAGE_SIZE, IMAGE_SIZE)
 
 
-def build_module(arch: str, variant: str, group: int, *, device=None) -> torch.nn.Module:
+def build_module(arch: str, variant: str, group: int, *, device=None, groups=None) -> torch.nn.Module:
     """MobileNet-V1 or ResNeXt-50 (32x4d) with E2GC or FgGC modules, as a torch module.
 
     Parameters
@@ -56,6 +56,9 @@ def build_module(arch: str, variant: str, group: int, *, device=None) -> torch.n
     device : str or torch.device, optional
         Where to create the parameters. ``"meta"`` builds a shape-only module (no
         memory, no initialisation), enough for :func:`~groupconv.networks.count_module`.
+    groups : sequence of int, optional
+        The number of groups of every grouped 3x3 conv, in network order, overriding
+        the variant's (see :func:`~groupconv.networks.catalogue.layer_groups`).
 
     Returns
     -------
@@ -67,11 +70,12 @@ def build_module(arch: str, variant: str, group: int, *, device=None) -> torch.n
     v.one_of("architecture", arch, ARCHITECTURES)
     v.one_of("variant", variant, VARIANTS)
     group = v.positive_int("group", group)
+    per_layer = layer_groups(arch, variant, group, groups)
     import torch
 
     builders = {"mobilenet_v1": _mobilenet_v1, "resnext50": _resnext50}
     with torch.device(device) if device is not None else nullcontext():
-        module = builders[arch](variant, group)
+        module = builders[arch](per_layer)
         if device is None or torch.device(device).type != "meta":
             _init_like_torchvision(module)
     return module
@@ -88,7 +92,7 @@ def _init_like_torchvision(module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def _mobilenet_v1(variant: str, group: int):
+def _mobilenet_v1(groups: tuple[int, ...]):
     from torch import nn
 
     class ConvBNReLU(nn.Module):
@@ -120,8 +124,7 @@ def _mobilenet_v1(variant: str, group: int):
             self.stem = ConvBNReLU(3, MOBILENET_V1_STEM_CHANNELS, 3, stride=2)
             blocks, channels = [], MOBILENET_V1_STEM_CHANNELS
             for i, (out_channels, stride) in enumerate(MOBILENET_V1_MODULES):
-                g = groups_for(variant, group, channels, f"blocks.{i}.gconv.conv")
-                blocks.append(Module(channels, out_channels, stride, g))
+                blocks.append(Module(channels, out_channels, stride, groups[i]))
                 channels = out_channels
             self.blocks = nn.Sequential(*blocks)
             self.pool = nn.AdaptiveAvgPool2d(1)
@@ -153,18 +156,20 @@ def resnext101_32x8d(*, device=None) -> torch.nn.Module:
     import torch
 
     with torch.device(device) if device is not None else nullcontext():
-        module = _resnext("fggc", 32, RESNEXT101_32X8D_STAGES)
+        module = _resnext((32,) * sum(blocks for blocks, _, _, _ in RESNEXT101_32X8D_STAGES),
+                          RESNEXT101_32X8D_STAGES)
         if device is None or torch.device(device).type != "meta":
             _init_like_torchvision(module)
     return module
 
 
-def _resnext50(variant: str, group: int):
-    return _resnext(variant, group, RESNEXT50_STAGES)
+def _resnext50(groups: tuple[int, ...]):
+    return _resnext(groups, RESNEXT50_STAGES)
 
 
-def _resnext(variant: str, group: int, stages):
-    """A torchvision-layout ResNeXt with ``stages`` = (blocks, width, out_channels, stride) each."""
+def _resnext(groups: tuple[int, ...], stages):
+    """A torchvision-layout ResNeXt with ``stages`` = (blocks, width, out_channels, stride) each
+    and ``groups`` = the number of groups of every 3x3 conv, in network order."""
     from torch import nn
 
     class Bottleneck(nn.Module):
@@ -203,7 +208,7 @@ def _resnext(variant: str, group: int, stages):
             for s, (blocks, width, out_channels, stage_stride) in enumerate(stages, start=1):
                 stage = []
                 for b in range(blocks):
-                    g = groups_for(variant, group, width, f"layer{s}.{b}.conv2")
+                    g = groups[sum(stages[i][0] for i in range(s - 1)) + b]
                     stride = stage_stride if b == 0 else 1
                     stage.append(Bottleneck(channels, width, out_channels, stride, g))
                     channels = out_channels

@@ -1,0 +1,107 @@
+"""``groupconv recommend``: the number of groups of every grouped layer that costs least.
+
+Examples::
+
+    groupconv recommend mobilenet_v1 --platform platform.json --batch 8 --max-params e2gc:32
+    groupconv recommend resnext50 --platform platform.json --batch 1 --image-size 160 --json
+    groupconv recommend mobilenet_v1 --paper-fit P4000 --batch 16      # the paper's Table III, fitted
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import GroupConvError
+from ._common import positive_int_arg, print_json
+
+__all__ = ["register", "run"]
+
+_PAPER_PLATFORMS = ("P100", "P4000")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "recommend",
+        help="per-layer number of groups of MobileNet-V1 / ResNeXt-50 minimising predicted time or energy",
+        description="Search every admissible number of groups of every grouped 3x3 conv of a catalogue "
+        "architecture (13 layers of MobileNet-V1, 16 of ResNeXt-50) for the least predicted cost per frame "
+        "on a platform (time; energy where the platform has a meter), exactly, under budgets on the weights "
+        "(counted as the E2GC paper does: conv and classifier weights) and the MACs per frame.",
+    )
+    parser.add_argument("arch", metavar="ARCH", help="mobilenet_v1 or resnext50")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--platform", metavar="PLATFORM.json", help="a platform file (groupconv calibrate)")
+    source.add_argument("--paper-fit", choices=_PAPER_PLATFORMS,
+                        help="instead of a platform: the GPU model fitted to the paper's table of ARCH on this GPU")
+    parser.add_argument("--batch", type=positive_int_arg, default=1, metavar="B", help="frames per batch (default 1)")
+    parser.add_argument("--image-size", type=positive_int_arg, default=224, metavar="S",
+                        help="input side (default 224; others need torch)")
+    parser.add_argument("--max-params", metavar="P",
+                        help="weights budget: a number, or VARIANT:GROUP (e.g. e2gc:32) for that variant's weights")
+    parser.add_argument("--max-macs", metavar="M",
+                        help="MACs-per-frame budget: a number, or VARIANT:GROUP for that variant's MACs")
+    parser.add_argument("--objective", choices=("time_s", "energy_J"),
+                        help="what to minimise (default: energy where measured, else time)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run)
+
+
+def _budget(option: str, text: str | None, arch: str, quantity: str, image_size: int) -> int | None:
+    """A number (``4.2e6`` and ``4200000`` both work) or ``VARIANT:GROUP``."""
+    if text is None:
+        return None
+    if ":" in text:
+        variant, _, group = text.partition(":")
+        try:
+            group_int = int(group)
+        except ValueError:
+            raise GroupConvError(f"{option} {text!r}: the group after ':' must be an integer") from None
+        from ..design import catalogue_layers
+        from ..networks import build_network
+
+        if quantity == "params":
+            return build_network(arch, variant, group_int).params
+        layers, _ = catalogue_layers(arch, image_size, variant=variant, group=group_int)
+        return sum(layer.macs for layer in layers)
+    try:
+        value = float(text)
+    except ValueError:
+        raise GroupConvError(f"{option} must be a number or VARIANT:GROUP, got {text!r}") from None
+    if not value >= 1 or value != int(value):
+        raise GroupConvError(f"{option} must be a positive integer count, got {text!r}")
+    return int(value)
+
+
+def _load_platform(path: str):
+    try:
+        from ..platform import Platform
+    except ImportError:
+        raise GroupConvError("groupconv.platform is not part of this installation; use --paper-fit") from None
+    return Platform.load(path)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..design import recommend
+    from ..networks import ARCHITECTURES
+    from .. import _validate as v
+
+    v.one_of("architecture", args.arch, ARCHITECTURES)
+    if args.platform is not None:
+        price = _load_platform(args.platform)
+    else:
+        from ..fit import fit_model, paper_dataset
+
+        price = fit_model("gpu", paper_dataset(args.arch, args.paper_fit))
+    rec = recommend(
+        args.arch, price, batch=args.batch, image_size=args.image_size,
+        max_params=_budget("--max-params", args.max_params, args.arch, "params", args.image_size),
+        max_macs=_budget("--max-macs", args.max_macs, args.arch, "macs", args.image_size),
+        objective=args.objective,
+    )
+    if args.json:
+        print_json(rec.as_dict())
+        return 0
+    print(rec.summary())
+    table = rec.layers.drop(columns=["options"])
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    return 0
