@@ -41,6 +41,9 @@ def register(subparsers) -> None:
     budget.add_argument("--max-params", type=positive_int_arg, metavar="P", help="least-error plan with <= P weights")
     parser.add_argument("--objective", choices=("time_s", "energy_J"),
                         help="cost of the front (default: energy where the platform has it, else time)")
+    parser.add_argument("--aggregate", choices=("network_E", "rel_output_E"), default="network_E",
+                        help="a plan's total error: sum over layers of the network's output error with that "
+                        "layer alone replaced (default), or of the layer's own lost output fraction")
     parser.add_argument("--export", metavar="DIR", help="write the chosen plan (plan.json) and the converted model (model.pt)")
     parser.add_argument("--figure", metavar="DIR", help="write the front figure (design_front.png/svg/pdf) into DIR")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     data = load_data(args.data)
     result = design(model, platform, data, methods=tuple(args.methods), groups=args.groups,
                     input_shape=args.input_shape, max_error=args.max_error, max_time_s=args.max_time_s,
-                    max_params=args.max_params, objective=args.objective)
+                    max_params=args.max_params, objective=args.objective, aggregate=args.aggregate)
     written = {}
     if args.export is not None:
         written = {k: str(p) for k, p in export_plan(model, result.chosen, data, args.export).items()}

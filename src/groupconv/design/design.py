@@ -14,8 +14,10 @@ size G) and, under a budget, chooses one plan:
 
 A plan's cost is the whole model's prediction with the options swapped in
 (``base + sum_l (option_l - dense_l)``: a platform prices a network as a sum over its
-operators, and only the chosen convs change), its error the sum over layers of
-``rel_output_E`` (why the sum: ``docs/design.md``).
+operators, and only the chosen convs change), its error the sum over layers of each
+option's ``network_E`` - the network's output error on the data with that layer alone
+replaced - or, with ``aggregate="rel_output_E"``, of the layer's own lost output fraction
+(which to use, and why a sum: ``docs/design.md``).
 
 :func:`convert_plan` turns a plan into a model: every grouped layer gets its
 least-squares weights for the data (the same fit that measured its error).
@@ -28,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +40,11 @@ from ..errors import GroupConvError
 from .options import OptionTable, capture_inputs, option_table, replacement
 from .pareto import FrontPoint, pareto_front
 
-__all__ = ["Plan", "Design", "design", "plan_from_table", "constant_plans", "convert_plan", "export_plan"]
+#: Error aggregates: the sum over layers of each option's ``network_E`` (the network's
+#: output error with that layer alone replaced) or of its ``rel_output_E`` (the layer's).
+AGGREGATES: tuple[str, ...] = ("network_E", "rel_output_E")
+
+__all__ = ["AGGREGATES", "Plan", "Design", "design", "plan_from_table", "constant_plans", "convert_plan", "export_plan"]
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,8 @@ class Plan:
         Predicted time per frame of the whole model.
     energy_J : float or None
     error : float
-        The aggregate error: sum over layers of ``rel_output_E``.
+        The aggregate error: the sum over layers of the option table's ``network_E``
+        (or ``rel_output_E``; see :func:`design`).
     params, macs : int
         Weights of the whole model (biases included) and MACs per frame of its
         eligible convs.
@@ -81,8 +89,11 @@ class Plan:
         return self.time_s if objective == "time_s" else float(self.energy_J)
 
 
-def plan_from_table(table: OptionTable, choice: Sequence[int], label: str = "plan") -> Plan:
-    """The plan that takes option ``choice[l]`` of every layer ``l`` of ``table``."""
+def plan_from_table(table: OptionTable, choice: Sequence[int], label: str = "plan",
+                    aggregate: str = "network_E") -> Plan:
+    """The plan that takes option ``choice[l]`` of every layer ``l`` of ``table``; its
+    error is the sum over layers of the option column ``aggregate``."""
+    v.one_of("aggregate", aggregate, AGGREGATES)
     if len(choice) != len(table.options):
         raise GroupConvError(f"a plan needs one option per layer ({len(table.options)}), got {len(choice)}")
     time_s = table.base_time_s
@@ -95,7 +106,10 @@ def plan_from_table(table: OptionTable, choice: Sequence[int], label: str = "pla
             energy += (opt.energy_J or 0.0) - (dense.energy_J or 0.0)
         params += opt.params - dense.params
         macs += opt.macs
-        error += opt.rel_output_E
+        value = getattr(opt, aggregate)
+        if value is None:
+            raise GroupConvError(f"the option table has no {aggregate} (built with network=False)")
+        error += value
         layers.append({"layer": opt.layer, "method": opt.method, "groups": opt.groups})
     return Plan(label, tuple(layers), float(time_s), energy, float(error), int(params), int(macs))
 
@@ -107,7 +121,8 @@ def _index(row, method: str, groups: int) -> int | None:
     return None
 
 
-def constant_plans(table: OptionTable, methods: Sequence[str] = ("gc", "bgc")) -> tuple[Plan, ...]:
+def constant_plans(table: OptionTable, methods: Sequence[str] = ("gc", "bgc"),
+                   aggregate: str = "network_E") -> tuple[Plan, ...]:
     """The paper's plans: GC (FgGC) and BGC with one N for every layer, E2GC with one
     group size G (N = in_channels / G per layer, dense where that is 1).
 
@@ -119,7 +134,7 @@ def constant_plans(table: OptionTable, methods: Sequence[str] = ("gc", "bgc")) -
         for n in ns:
             choice = [_index(row, method, n) for row in table.options]
             if all(c is not None for c in choice):
-                out.append(plan_from_table(table, choice, f"{method} N={n}"))
+                out.append(plan_from_table(table, choice, f"{method} N={n}", aggregate))
     if "gc" in methods:
         ins = [c for c, _ in table.channels]
         sizes = sorted({g for c in ins for g in range(1, c + 1) if c % g == 0})
@@ -132,7 +147,7 @@ def constant_plans(table: OptionTable, methods: Sequence[str] = ("gc", "bgc")) -
                 n = c // g
                 choice.append(0 if n == 1 else _index(row, "gc", n))
             if all(c is not None for c in choice) and any(c != 0 for c in choice):
-                out.append(plan_from_table(table, choice, f"e2gc G={g}"))
+                out.append(plan_from_table(table, choice, f"e2gc G={g}", aggregate))
     return tuple(out)
 
 
@@ -154,6 +169,8 @@ class Design:
     budgets : dict
         ``max_error``, ``max_time_s``, ``max_params`` (None when not given).
     notes : tuple of str
+    aggregate : str
+        What a plan's ``error`` sums (see :func:`design`).
     """
 
     table: OptionTable
@@ -163,11 +180,13 @@ class Design:
     constant: tuple[Plan, ...]
     budgets: dict
     notes: tuple[str, ...] = field(default=())
+    aggregate: str = "network_E"
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready: ``plans`` (the front), ``chosen``, ``constant_plans``, ``options``."""
         return {
             "objective": self.objective,
+            "aggregate": self.aggregate,
             "budgets": dict(self.budgets),
             "chosen": None if self.chosen is None else self.chosen.as_dict(),
             "plans": [p.as_dict() for p in self.front],
@@ -216,6 +235,7 @@ def design(
     max_time_s: float | None = None,
     max_params: int | None = None,
     objective: str | None = None,
+    aggregate: str = "network_E",
     table: OptionTable | None = None,
     progress: bool = False,
 ) -> Design:
@@ -239,6 +259,11 @@ def design(
         front is then of time.
     objective : {"time_s", "energy_J"}, optional
         Cost of the front (default: energy where the platform has a meter, else time).
+    aggregate : {"network_E", "rel_output_E"}
+        The total error of a plan: the sum over its layers of each option's
+        ``network_E`` (default; the network's output error with that layer alone
+        replaced) or of its ``rel_output_E`` (the layer's own). ``docs/design.md`` says
+        why the default, with the measurements.
     table : OptionTable, optional
         A table already built (skips the measurements).
     progress : bool
@@ -254,6 +279,7 @@ def design(
     """
     if objective is not None:
         v.one_of("objective", objective, ("time_s", "energy_J"))
+    v.one_of("aggregate", aggregate, AGGREGATES)
     if max_error is not None:
         max_error = _nonneg("max_error", max_error)
     if max_time_s is not None:
@@ -262,7 +288,7 @@ def design(
         max_params = v.positive_int("max_params", max_params)
     if table is None:
         table = option_table(model, platform, data, methods=methods, groups=groups,
-                             input_shape=input_shape, progress=progress)
+                             input_shape=input_shape, network=aggregate == "network_E", progress=progress)
     has_energy = table.base_energy_J is not None
     if objective is None:
         objective = "time_s" if (max_time_s is not None or not has_energy) else "energy_J"
@@ -272,7 +298,9 @@ def design(
         raise GroupConvError("max_time_s is a time budget: use objective time_s with it")
     key = "time_s" if objective == "time_s" else "energy_J"
     cost = [[getattr(o, key) or 0.0 for o in row] for row in table.options]
-    error = table.column("rel_output_E")
+    error = table.column(aggregate)
+    if any(e is None for row in error for e in row):
+        raise GroupConvError(f"the option table has no {aggregate} (built with network=False)")
     params = table.column("params")
     dense_params = sum(row[0].params for row in table.options)
     fixed = table.base_params - dense_params
@@ -280,17 +308,17 @@ def design(
     try:
         points = pareto_front(cost, error, params, max_params=budgeted)
     except GroupConvError:
-        least = plan_from_table(table, [min(range(len(r)), key=lambda i: (r[i].params, r[i].rel_output_E))
-                                        for r in table.options], "fewest params")
+        least = plan_from_table(table, [min(range(len(r)), key=lambda i: (r[i].params, getattr(r[i], aggregate)))
+                                        for r in table.options], "fewest params", aggregate)
         raise GroupConvError(f"no plan has at most max_params {max_params:,} weights: the nearest has "
                              f"{least.params:,} ({_describe(least)})") from None
-    front = tuple(plan_from_table(table, q.choice, "front") for q in points)
+    front = tuple(plan_from_table(table, q.choice, "front", aggregate) for q in points)
     chosen = _choose(front, objective, max_error, max_time_s, max_params)
     notes = []
     if any(o.method == "bgc" and o.groups == 2 for row in table.options for o in row):
         notes.append("BGC with N = 2 spans every input channel (error 0) at the dense weight count")
     return Design(table=table, objective=objective, front=front, chosen=chosen,
-                  constant=constant_plans(table, tuple(methods)), notes=tuple(notes),
+                  constant=constant_plans(table, tuple(methods), aggregate), notes=tuple(notes), aggregate=aggregate,
                   budgets={"max_error": max_error, "max_time_s": max_time_s, "max_params": max_params})
 
 
@@ -334,8 +362,7 @@ def convert_plan(model, plan: Plan, data):
     """A copy of ``model`` with every layer of ``plan`` replaced, least-squares weights for ``data``.
 
     Each grouped layer's weights are the best GC/BGC replacement of the original layer on
-    its own input activations in the original model (the fit whose ``rel_output_E`` the
-    plan's error sums); the bias is kept. Returns ``(new_model, report)`` with one dict
+    its own input activations in the original model (the fit the option table measured); the bias is kept. Returns ``(new_model, report)`` with one dict
     per layer (``layer, method, groups, rel_output_E``).
     """
     import copy
@@ -352,8 +379,10 @@ def convert_plan(model, plan: Plan, data):
     report = []
     for l in grouped:
         conv = modules[l["layer"]]
-        fit = approximability_of_conv(conv, [l["groups"]], methods=[l["method"]], data=acts[l["layer"]],
-                                      return_weights=True)
+        with warnings.catch_warnings():  # rank-deficient fits are noted by option_table
+            warnings.filterwarnings("ignore", "the regressors are numerically rank-deficient", RuntimeWarning)
+            fit = approximability_of_conv(conv, [l["groups"]], methods=[l["method"]], data=acts[l["layer"]],
+                                          return_weights=True)
         w = fit.weights[(l["method"], l["groups"])]
         _set_module(new, l["layer"], replacement(conv, l["method"], l["groups"], weights=w))
         report.append({**l, "rel_output_E": float(fit.results[0].rel_output_E)})

@@ -15,7 +15,7 @@ def front_figure(result, out_dir: str | Path | None = None, name: str = "design_
     """Draw ``result`` (a :class:`~groupconv.design.design.Design`); returns ``(fig, paths)``.
 
     The x axis is the predicted cost per frame (ms or mJ), the y axis the total error
-    (sum of per-layer ``rel_output_E``). With ``out_dir`` the figure is saved as PNG,
+    (the design's aggregate). With ``out_dir`` the figure is saved as PNG,
     SVG (:func:`groupconv.figures._save.save_figure`) and PDF, sized for one paper
     column (3.4 in wide).
     """
@@ -47,7 +47,8 @@ def front_figure(result, out_dir: str | Path | None = None, name: str = "design_
             c = result.chosen
             ax.plot(c.cost(objective) * scale, c.error, "*", color="tab:red", ms=8, label="chosen", zorder=4)
         ax.set_xlabel(f"predicted {'time' if objective == 'time_s' else 'energy'} per frame ({unit})")
-        ax.set_ylabel("total error (sum of rel. output E)")
+        ax.set_ylabel("total error (sum of " + ("network" if result.aggregate == "network_E" else "layer")
+                      + " output E)")
         ax.legend(frameon=False, loc="upper right")
         ax.grid(alpha=0.3, lw=0.4)
     paths = []

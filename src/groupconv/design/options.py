@@ -208,6 +208,10 @@ class LayerOption:
     E : float
         Mean squared output error per sample of that replacement (BGC paper Eq. 5.1 with
         the layer's own weight).
+    network_E : float or None
+        Fraction of the **network's** output energy on the data lost when this layer
+        alone takes this option (least-squares weights): ``sum ||f'(x) - f(x)||^2 /
+        sum ||f(x)||^2`` (0 for dense; None when not measured).
     """
 
     layer: str
@@ -219,6 +223,7 @@ class LayerOption:
     macs: int
     rel_output_E: float
     E: float
+    network_E: float | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -306,6 +311,7 @@ def option_table(
     methods: Sequence[str] = ("gc", "bgc"),
     groups: Iterable[int] | None = None,
     input_shape: Sequence[int] | None = None,
+    network: bool = True,
     progress: bool = False,
 ) -> OptionTable:
     """Price and measure every (method, N) of every eligible conv of ``model``.
@@ -325,6 +331,9 @@ def option_table(
         every divisor > 1 of ``gcd(in, out)``.
     input_shape : sequence of int, optional
         Input shape the platform prices, batch first (default ``(1, *data.shape[1:])``).
+    network : bool
+        Also measure every option's ``network_E`` (one forward pass over the data per
+        option, with that layer alone swapped in).
     progress : bool
         A tqdm bar over the layers.
 
@@ -354,7 +363,9 @@ def option_table(
     activations = capture_inputs(model, data, [n for n, _ in convs])
     base_t, base_e, unmeasured = _price(platform, model, shape)
     notes = set(unmeasured)
+    reference = _outputs(model, data) if network else None
     rows = []
+    deficient: list[str] = []
     steps = convs
     if progress:
         from tqdm.auto import tqdm
@@ -367,26 +378,67 @@ def option_table(
         notes.update(un)
         w = int(conv.weight.numel())
         out_hw = _out_positions(conv, in_shape[2:])
-        row = [LayerOption(name, "dense", 1, t, e, w, w * out_hw, 0.0, 0.0)]
+        row = [LayerOption(name, "dense", 1, t, e, w, w * out_hw, 0.0, 0.0, 0.0 if network else None)]
         chosen = [mth for mth in methods if opts]
         approx = None
         if chosen:
-            approx = approximability_of_conv(conv, opts, methods=chosen, data=activations[name])
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", RuntimeWarning)
+                approx = approximability_of_conv(conv, opts, methods=chosen, data=activations[name],
+                                                 return_weights=network)
+            if any("rank-deficient" in str(w.message) for w in caught):
+                deficient.append(name)
+            for w in caught:
+                if "rank-deficient" not in str(w.message):
+                    warnings.warn(w.message, w.category, stacklevel=2)
         for r in approx.results if approx else ():
             rep = replacement(conv, r.method, r.groups, device="meta")
             t, e, un = _price(platform, rep, in_shape)
             notes.update(un)
             p = sum(int(mod.weight.numel()) for mod in rep.modules() if isinstance(mod, torch.nn.Conv2d))
+            net_e = None
+            if network:
+                swap = replacement(conv, r.method, r.groups, weights=approx.weights[(r.method, r.groups)])
+                net_e = _network_error(model, conv, swap, data, reference)
             row.append(LayerOption(name, r.method, int(r.groups), t, e, p, p * out_hw,
-                                   float(r.rel_output_E), float(r.E)))
+                                   float(r.rel_output_E), float(r.E), net_e))
         rows.append(tuple(row))
     base_params = sum(int(p.numel()) for p in model.parameters())
     msgs = tuple(f"kernel {k} was never measured on this platform: priced from the roofline" for k in sorted(notes))
+    if deficient:
+        msgs += (f"{', '.join(deficient)}: rank-deficient regressors (dead or constant input channels); "
+                 "the least-squares fits used a pseudo-inverse",)
     return OptionTable(
         layers=tuple(n for n, _ in convs), options=tuple(rows), input_shape=tuple(shape),
         base_time_s=base_t, base_energy_J=base_e, base_params=base_params,
         samples=int(data.shape[0]), channels=tuple((c.in_channels, c.out_channels) for _, c in convs), notes=msgs,
     )
+
+
+def _outputs(model, data, chunk: int = 256):
+    import torch
+
+    outs = []
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, data.shape[0], chunk):
+            y = model(data[start : start + chunk])
+            if not torch.is_tensor(y):
+                raise GroupConvError(f"the model returns {type(y).__name__}, not a tensor: network_E needs a "
+                                     "tensor output (use network=False)")
+            outs.append(y.detach().double())
+    return torch.cat(outs)
+
+
+def _network_error(model, conv, swap, data, reference) -> float:
+    """Relative output error of ``model`` on ``data`` with ``conv`` computing ``swap`` instead."""
+    handle = conv.register_forward_hook(lambda mod, args, out: swap(args[0]))
+    try:
+        y = _outputs(model, data)
+    finally:
+        handle.remove()
+    total = float((reference**2).sum())
+    return float(((y - reference) ** 2).sum()) / total if total > 0 else float("nan")
 
 
 def _out_positions(conv, spatial: Sequence[int]) -> int:

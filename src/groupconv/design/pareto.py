@@ -57,13 +57,9 @@ def _rows(name: str, values, sizes: list[int] | None, dtype) -> list[np.ndarray]
 
 
 def _nondominated(keys: list[np.ndarray]) -> np.ndarray:
-    """Indices of the points that no other point matches or beats in every key (the
-    first of exact duplicates is kept), sorted by the keys in order."""
+    """Indices of the points that no other point matches or beats in all three keys
+    (the first of exact duplicates is kept), sorted by the keys in order."""
     order = np.lexsort(tuple(reversed(keys)))
-    if len(keys) == 2:
-        second = keys[1][order]
-        prev = np.minimum.accumulate(np.concatenate([[np.inf], second[:-1]]))
-        return order[second < prev]
     kept: list[int] = []
     rest = [k[order] for k in keys[1:]]
     kept_rest = [np.empty(0) for _ in rest]
@@ -141,7 +137,7 @@ def pareto_front(
         f_c, f_e, f_p = c[keep], e[keep], p[keep]
         back.append((parent[keep], option[keep]))
     # the final front in (cost, error) only
-    final = _nondominated([f_c, f_e]) if use_p else np.arange(len(f_c))
+    final = _front_2d_params(f_c, f_e, f_p)
     points = []
     for state in final:
         choice = []

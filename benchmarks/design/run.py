@@ -1,0 +1,292 @@
+"""Design benchmark: designed plans against the paper's constant plans, measured on this CPU.
+
+One resumable command (every finished step is cached under ``cache/``; rerun to resume)::
+
+    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/design/run.py
+
+Steps: train the digits CNN (``model.py``); build its option table on the platform file
+``platform_cpu.json`` (``groupconv calibrate --device cpu --out ... --budget-s 300 --threads 1``)
+from 256 training images; the exact front; for every constant plan (GC and BGC with one
+N, E2GC with one G) a budget ``T`` = its predicted time and the designed plan for ``T``
+(least total error with predicted time <= T); every plan converted (least-squares weights
+for the 256 images), its test error right after conversion and after the same short
+fine-tune (one epoch, Adam 3e-4, seed 0); every plan's forward time at batch 1 measured
+best-of-``--rounds`` in shuffled order (``groupconv.measure`` protocol, 1 thread).
+Writes ``results/`` (plans.csv, budgets.csv, summary.json) and the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from model import CACHE, build, digits  # noqa: E402
+
+from groupconv.design import convert_plan, design, plan_from_table  # noqa: E402
+from groupconv.design.figure import front_figure  # noqa: E402
+from groupconv.platform import Platform  # noqa: E402
+
+GROUPS = (2, 4, 8, 16, 32)
+DESIGN_SAMPLES = 256
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def test_error(model, x, y) -> float:
+    model.eval()
+    with torch.no_grad():
+        return float((model(x).argmax(1) != y).float().mean())
+
+
+def train(model, x, y, epochs: int, lr: float, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr)
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(y), generator=g)
+        for i in range(0, len(y), 64):
+            idx = order[i : i + 64]
+            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+
+
+def trained_model(xtr, ytr, xte, yte):
+    CACHE.mkdir(exist_ok=True)
+    path = CACHE / "model.pt"
+    model = build()
+    if path.exists():
+        model.load_state_dict(torch.load(path, weights_only=True))
+    else:
+        torch.manual_seed(0)
+        model = build()
+        t = time.perf_counter()
+        train(model, xtr, ytr, epochs=12, lr=2e-3, seed=0)
+        log(f"trained 12 epochs in {time.perf_counter() - t:.0f} s, test error {test_error(model, xte, yte):.4f}")
+        torch.save(model.state_dict(), path)
+    return model.eval()
+
+
+def key(plan) -> str:
+    return ";".join(f"{l['method']}{l['groups']}" for l in plan.layers)
+
+
+def measure_time(model, rounds_x, protocol) -> float:
+    from groupconv.measure.protocol import measure
+
+    return float(measure(model, rounds_x, protocol).time_s)
+
+
+def spearman(a, b) -> float:
+    ra = np.argsort(np.argsort(a)).astype(float)
+    rb = np.argsort(np.argsort(b)).astype(float)
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=3, help="timing rounds (best of; shuffled order each)")
+    ap.add_argument("--out", default=str(HERE / "results"))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+
+    xtr, ytr, xte, yte = digits()
+    model = trained_model(xtr, ytr, xte, yte)
+    data = xtr[:DESIGN_SAMPLES].clone()
+    torch.save(data, CACHE / "design_data.pt")
+    dense_err = test_error(model, xte, yte)
+    platform = Platform.load(HERE / "platform_cpu.json")
+
+    t = time.perf_counter()
+    results = {"network_E": design(model, platform, data, groups=GROUPS)}
+    table = results["network_E"].table
+    results["rel_output_E"] = design(model, platform, data, table=table, aggregate="rel_output_E")
+    log(f"option table + fronts: {time.perf_counter() - t:.1f} s, "
+        f"{sum(len(r) for r in table.options)} options, {len(results['network_E'].front)} plans on the front, "
+        f"{len(results['network_E'].constant)} constant plans")
+    result = results["network_E"]
+
+    # budgets: every constant plan's predicted time; the designed plan of each aggregate
+    budgets = {agg: [(c, design(model, platform, data, table=table, aggregate=agg, max_time_s=c.time_s).chosen)
+                     for c in result.constant] for agg in results}
+    dense_plan = plan_from_table(table, [0] * len(table.layers), "dense")
+    plans = {key(dense_plan): dense_plan}
+    for agg in results:
+        for c, d in budgets[agg]:
+            plans.setdefault(key(c), c)
+            plans.setdefault(key(d), d)
+
+    cache_path = CACHE / "plans.json"
+    done = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    with torch.no_grad():
+        ref_logits = model(xte)
+    for i, (k, plan) in enumerate(plans.items()):
+        if k in done:
+            continue
+        t = time.perf_counter()
+        new, _ = convert_plan(model, plan, data)
+        with torch.no_grad():
+            logits = new(xte)
+        out_err = float(((logits - ref_logits) ** 2).sum() / (ref_logits**2).sum())
+        err0 = test_error(new, xte, yte)
+        tuned = copy.deepcopy(new)
+        train(tuned, xtr, ytr, epochs=1, lr=3e-4, seed=0)
+        err1 = test_error(tuned, xte, yte)
+        done[k] = {"test_error_converted": err0, "test_error_finetuned": err1, "logit_rel_error": out_err}
+        cache_path.write_text(json.dumps(done, indent=1))
+        log(f"plan {i + 1}/{len(plans)} {plan.label}: error {plan.error:.3f}, test error {err0:.4f} -> {err1:.4f} "
+            f"({time.perf_counter() - t:.1f} s)")
+
+    # timings: best of rounds, shuffled order each round
+    from groupconv.measure.protocol import Protocol
+
+    protocol = Protocol(mode="forward", warmup=3, warmup_s=0.05, trials=3, min_window_s=0.05, measure_memory=False)
+    tpath = CACHE / "timings.json"
+    timings = json.loads(tpath.read_text()) if tpath.exists() else {}
+    x1 = xte[:1].clone()
+    models = {}
+    for r in range(args.rounds):
+        if str(r) in timings and set(timings[str(r)]) >= set(plans):
+            continue
+        order = list(plans)
+        random.Random(r).shuffle(order)
+        row = {}
+        for k in order:
+            if k not in models:
+                models[k] = convert_plan(model, plans[k], data)[0].eval()
+            row[k] = measure_time(models[k], x1, protocol)
+        timings[str(r)] = row
+        tpath.write_text(json.dumps(timings, indent=1))
+        log(f"timing round {r + 1}/{args.rounds} done")
+    best = {k: min(timings[str(r)][k] for r in range(args.rounds)) for k in plans}
+
+    rows = []
+    for k, plan in plans.items():
+        choice = [next(i for i, o in enumerate(row) if o.method == l["method"] and o.groups == l["groups"])
+                  for row, l in zip(table.options, plan.layers)]
+        rows.append({"plan": plan.label, "key": k, "layers": plan.short(), "predicted_time_s": plan.time_s,
+                     "measured_time_s": best[k],
+                     "network_E_sum": plan_from_table(table, choice, aggregate="network_E").error,
+                     "rel_output_E_sum": plan_from_table(table, choice, aggregate="rel_output_E").error,
+                     "params": plan.params, **done[k]})
+    with open(out / "plans.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+    brow = []
+    for agg in results:
+        for c, d in budgets[agg]:
+            kc, kd = key(c), key(d)
+            # constant plans within this budget (predicted time <= T)
+            within = [p for p in result.constant if p.time_s <= c.time_s]
+            best_c0 = min(done[key(p)]["test_error_converted"] for p in within)
+            best_c1 = min(done[key(p)]["test_error_finetuned"] for p in within)
+            brow.append({
+                "aggregate": agg, "budget": c.label, "max_time_s": c.time_s, "designed": d.short(),
+                "designed_predicted_s": d.time_s,
+                "designed_measured_s": best[kd], "constant_measured_s": best[kc],
+                "designed_test_error_converted": done[kd]["test_error_converted"],
+                "best_constant_test_error_converted": best_c0,
+                "designed_test_error_finetuned": done[kd]["test_error_finetuned"],
+                "best_constant_test_error_finetuned": best_c1,
+            })
+    with open(out / "budgets.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(brow[0]))
+        w.writeheader()
+        w.writerows(brow)
+
+    pred = np.array([r["predicted_time_s"] for r in rows])
+    meas = np.array([r["measured_time_s"] for r in rows])
+    summary = {
+        "dense_test_error": dense_err,
+        "dense_measured_time_s": best[key(dense_plan)],
+        "dense_predicted_time_s": dense_plan.time_s,
+        "plans": len(rows),
+        "front_plans": len(result.front),
+        "time_prediction_mape": float(np.mean(np.abs(pred / meas - 1))),
+        "time_rank_correlation": spearman(pred, meas),
+    }
+    for agg in results:
+        a = [r[f"{agg}_sum"] for r in rows]
+        for col in ("logit_rel_error", "test_error_converted", "test_error_finetuned"):
+            summary[f"rank_correlation_{agg}_sum_vs_{col}"] = spearman(a, [r[col] for r in rows])
+        bs = [b for b in brow if b["aggregate"] == agg]
+        for stage in ("converted", "finetuned"):
+            d = [b[f"designed_test_error_{stage}"] for b in bs]
+            c = [b[f"best_constant_test_error_{stage}"] for b in bs]
+            summary[f"{agg}_budgets_no_worse_{stage}"] = f"{sum(x <= y for x, y in zip(d, c))}/{len(bs)}"
+            summary[f"{agg}_budgets_better_{stage}"] = f"{sum(x < y for x, y in zip(d, c))}/{len(bs)}"
+        summary[f"{agg}_budgets_measured_not_slower_5pct"] = (
+            f"{sum(b['designed_measured_s'] <= 1.05 * b['constant_measured_s'] for b in bs)}/{len(bs)}")
+    summary.update({
+        "conditions": {"threads": torch.get_num_threads(), "torch": torch.__version__, "rounds": args.rounds,
+                       "design_samples": DESIGN_SAMPLES, "groups": list(GROUPS),
+                       "machine": "shared 2-core CPU, other jobs running"},
+        "wall_s": time.perf_counter() - t_start,
+    })
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "design.json").write_text(json.dumps({k: v for k, v in result.as_dict().items() if k != "options"},
+                                                indent=1) + "\n")
+    table.to_frame().to_csv(out / "options.csv", index=False)
+    front_figure(result, out_dir=out, name="design_front")
+    measured_figure(budgets["network_E"], best, done, out)
+    log(json.dumps(summary, indent=2))
+    return 0
+
+
+def measured_figure(budgets, best, done, out: Path) -> None:
+    """Measured time against test error after the fine-tune: designed vs constant plans."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from groupconv.figures._save import save_figure
+
+    with plt.rc_context({"font.size": 7, "legend.fontsize": 6.5}):
+        fig, axes = plt.subplots(1, 2, figsize=(3.4, 2.2), sharey=False, layout="constrained")
+        styles = {"gc": ("o", "tab:blue", "GC const. N"), "bgc": ("s", "tab:orange", "BGC const. N"),
+                  "e2gc": ("^", "tab:green", "E2GC const. G")}
+        for ax, col, title in ((axes[0], "test_error_converted", "after conversion"),
+                               (axes[1], "test_error_finetuned", "after fine-tune")):
+            seen = set()
+            for c, d in budgets:
+                kind = c.label.split()[0]
+                m, color, lab = styles[kind]
+                ax.plot(best[key(c)] * 1e3, 100 * done[key(c)][col], m, mfc="none", color=color, ms=4,
+                        label=None if kind in seen else lab)
+                seen.add(kind)
+            ds = sorted({key(d) for _, d in budgets}, key=lambda k: best[k])
+            ax.plot([best[k] * 1e3 for k in ds], [100 * done[k][col] for k in ds], "*-", color="tab:red", ms=5,
+                    lw=0.7, label="designed")
+            ax.set_title(title, fontsize=7)
+            ax.set_xlabel("measured time (ms)")
+            ax.grid(alpha=0.3, lw=0.4)
+        axes[0].set_ylabel("test error (%)")
+        axes[1].legend(frameon=False, fontsize=6)
+        save_figure(fig, out, "design_measured")
+        fig.savefig(out / "design_measured.pdf", bbox_inches="tight", metadata={"CreationDate": None, "Producer": None})
+        plt.close(fig)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
