@@ -147,21 +147,49 @@ def test_front_is_exact_and_budgets_choose_from_it(model, platform, data, table)
     assert [p.error for p in d.front] == pytest.approx([q.error for q in reference])
     # a time budget: the least error of every plan within it (enumerated)
     t = d.front[len(d.front) // 2].time_s
-    chosen = design(model, platform, data, table=table, max_time_s=t).chosen
+    chosen = design(model, platform, data, table=table, max_time_s=t, rescore=False).chosen
     all_plans = [plan_from_table(table, c) for c in _every_choice(table)]
     within = [p for p in all_plans if p.time_s <= t]
     assert chosen.time_s <= t
     assert chosen.error == pytest.approx(min(p.error for p in within))
     # an error budget: the fastest plan within it
     x = d.front[len(d.front) // 2].error
-    chosen = design(model, platform, data, table=table, max_error=x).chosen
+    chosen = design(model, platform, data, table=table, max_error=x, rescore=False).chosen
     assert chosen.error <= x
     assert chosen.time_s == pytest.approx(min(p.time_s for p in all_plans if p.error <= x))
     # a params budget: the least error within it
     pb = sorted(p.params for p in all_plans)[len(all_plans) // 3]
-    chosen = design(model, platform, data, table=table, max_params=pb).chosen
+    chosen = design(model, platform, data, table=table, max_params=pb, rescore=False).chosen
     assert chosen.params <= pb
     assert chosen.error == pytest.approx(min(p.error for p in all_plans if p.params <= pb))
+
+
+def test_rescored_choice_is_the_least_measured_error_within_the_budget(model, platform, data, table):
+    """With rescoring, the chosen plan is, among the front's and the constant plans within
+    the budget, the one whose converted network loses the least output on the data
+    (recomputed here by converting each candidate with a fresh least-squares fit)."""
+    free = design(model, platform, data, table=table)
+    t = free.front[len(free.front) // 3].time_s
+    chosen = design(model, platform, data, table=table, max_time_s=t).chosen
+    with torch.no_grad():
+        ref = model(data)
+
+    def measured(plan):
+        new, _ = convert_plan(model, plan, data)  # no table: refitted
+        with torch.no_grad():
+            return float(((new(data) - ref) ** 2).sum() / (ref**2).sum())
+
+    pool = {p.key(): p for p in (*free.front, *free.constant) if p.time_s <= t}
+    scores = {k: measured(p) for k, p in pool.items()}
+    assert chosen.time_s <= t
+    assert chosen.measured_error == pytest.approx(scores[chosen.key()], rel=1e-3, abs=1e-9)
+    assert chosen.measured_error == pytest.approx(min(scores.values()), rel=1e-3, abs=1e-9)
+    # an error budget on the measured error: the cheapest candidate that meets it
+    x = sorted(scores.values())[len(scores) // 2]
+    cheapest = design(model, platform, data, table=table, max_error=x).chosen
+    assert cheapest.measured_error <= x * (1 + 1e-9)
+    # every candidate within t that meets x is a candidate of this search too
+    assert cheapest.time_s <= min(p.time_s for k, p in pool.items() if scores[k] <= x) * (1 + 1e-12)
 
 
 def _every_choice(table):

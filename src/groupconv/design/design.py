@@ -66,6 +66,9 @@ class Plan:
     params, macs : int
         Weights of the whole model (biases included) and MACs per frame of its
         eligible convs.
+    measured_error : float or None
+        The network's output error on the data with the whole plan converted
+        (``sum ||f'(x) - f(x)||^2 / sum ||f(x)||^2``), where it was measured.
     """
 
     label: str
@@ -75,10 +78,16 @@ class Plan:
     error: float
     params: int
     macs: int
+    measured_error: float | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {"label": self.label, "layers": [dict(l) for l in self.layers], "time_s": self.time_s,
-                "energy_J": self.energy_J, "error": self.error, "params": self.params, "macs": self.macs}
+                "energy_J": self.energy_J, "error": self.error, "params": self.params, "macs": self.macs,
+                "measured_error": self.measured_error}
+
+    def key(self) -> tuple:
+        """``((method, N), ...)`` per layer: what identifies the grouping."""
+        return tuple((l["method"], l["groups"]) for l in self.layers)
 
     def short(self) -> str:
         """``conv1 dense, conv2 gc 4, ...``."""
@@ -236,6 +245,8 @@ def design(
     max_params: int | None = None,
     objective: str | None = None,
     aggregate: str = "network_E",
+    rescore: bool = True,
+    measured_cache: dict | None = None,
     table: OptionTable | None = None,
     progress: bool = False,
 ) -> Design:
@@ -264,6 +275,16 @@ def design(
         ``network_E`` (default; the network's output error with that layer alone
         replaced) or of its ``rel_output_E`` (the layer's own). ``docs/design.md`` says
         why the default, with the measurements.
+    rescore : bool
+        Under a budget, convert every candidate - each front plan and each constant
+        plan within the budget - as a whole, measure the network's output error on the
+        data (``measured_error``) and choose by it: the least measured error within a
+        time or params budget, the cheapest plan whose measured error is at most
+        ``max_error``. The additive error only builds the front (``docs/design.md``: the
+        sum is optimistic where several layers are grouped hard). ``False``: choose on
+        the front by the additive error.
+    measured_cache : dict, optional
+        ``plan.key() -> measured error``, shared between calls on the same table.
     table : OptionTable, optional
         A table already built (skips the measurements).
     progress : bool
@@ -314,11 +335,15 @@ def design(
                              f"{least.params:,} ({_describe(least)})") from None
     front = tuple(plan_from_table(table, q.choice, "front", aggregate) for q in points)
     chosen = _choose(front, objective, max_error, max_time_s, max_params)
+    constant = constant_plans(table, tuple(methods), aggregate)
+    if chosen is not None and rescore:
+        chosen = _rescore(model, data, table, front, constant, objective, max_error, max_time_s, max_params,
+                          measured_cache)
     notes = []
     if any(o.method == "bgc" and o.groups == 2 for row in table.options for o in row):
         notes.append("BGC with N = 2 spans every input channel (error 0) at the dense weight count")
     return Design(table=table, objective=objective, front=front, chosen=chosen,
-                  constant=constant_plans(table, tuple(methods), aggregate), notes=tuple(notes), aggregate=aggregate,
+                  constant=constant, notes=tuple(notes), aggregate=aggregate,
                   budgets={"max_error": max_error, "max_time_s": max_time_s, "max_params": max_params})
 
 
@@ -358,12 +383,48 @@ def _choose(front: tuple[Plan, ...], objective: str, max_error, max_time_s, max_
     return Plan("designed", best.layers, best.time_s, best.energy_J, best.error, best.params, best.macs)
 
 
-def convert_plan(model, plan: Plan, data):
+def _rescore(model, data, table, front, constant, objective, max_error, max_time_s, max_params, cache):
+    """The chosen plan among the front's and the constant plans, by measured error."""
+    from .options import _outputs, relative_output_error
+
+    cache = {} if cache is None else cache
+    pool, seen = [], set()
+    for p in (*front, *constant):
+        if p.key() in seen:
+            continue
+        seen.add(p.key())
+        if (max_time_s is None or p.time_s <= max_time_s) and (max_params is None or p.params <= max_params):
+            pool.append(p)
+    reference = None
+    scored = []
+    for p in pool:
+        if p.key() not in cache:
+            if reference is None:
+                reference = _outputs(model, data)
+            new, _ = convert_plan(model, p, data, table)
+            cache[p.key()] = relative_output_error(new, data, reference)
+        scored.append((p, cache[p.key()]))
+    if max_error is not None:
+        ok = [(p, m) for p, m in scored if m <= max_error]
+        if not ok:  # only under another budget: the dense plan measures 0
+            p, m = min(scored, key=lambda pm: pm[1])
+            raise GroupConvError(f"no plan within the other budgets has a measured error <= max_error {max_error:.4g}: "
+                                 f"the nearest measures {m:.4g} ({_describe(p)})")
+        best, m = min(ok, key=lambda pm: (pm[0].cost(objective), pm[1]))
+    else:
+        best, m = min(scored, key=lambda pm: (pm[1], pm[0].cost(objective)))
+    label = "designed" if best.label in ("front", "designed") else f"designed ({best.label})"
+    return Plan(label, best.layers, best.time_s, best.energy_J, best.error, best.params, best.macs, float(m))
+
+
+def convert_plan(model, plan: Plan, data, table: OptionTable | None = None):
     """A copy of ``model`` with every layer of ``plan`` replaced, least-squares weights for ``data``.
 
     Each grouped layer's weights are the best GC/BGC replacement of the original layer on
-    its own input activations in the original model (the fit the option table measured); the bias is kept. Returns ``(new_model, report)`` with one dict
-    per layer (``layer, method, groups, rel_output_E``).
+    its own input activations in the original model (the fit the option table measured);
+    the bias is kept. With a ``table`` that kept its fits (``table.weights``) nothing is
+    refitted. Returns ``(new_model, report)`` with one dict per layer (``layer, method,
+    groups, rel_output_E``; the last None when taken from the table).
     """
     import copy
 
@@ -374,11 +435,18 @@ def convert_plan(model, plan: Plan, data):
     for l in plan.layers:
         if l["layer"] not in modules:
             raise GroupConvError(f"the plan names layer {l['layer']!r}, which the model does not have")
-    acts = capture_inputs(model, data, [l["layer"] for l in grouped]) if grouped else {}
+    cached = {} if table is None else table.weights
+    todo = [l for l in grouped if (l["layer"], l["method"], l["groups"]) not in cached]
+    acts = capture_inputs(model, data, [l["layer"] for l in todo]) if todo else {}
     new = copy.deepcopy(model)
     report = []
     for l in grouped:
         conv = modules[l["layer"]]
+        k = (l["layer"], l["method"], l["groups"])
+        if k in cached:
+            _set_module(new, l["layer"], replacement(conv, l["method"], l["groups"], weights=cached[k]))
+            report.append({**l, "rel_output_E": None})
+            continue
         with warnings.catch_warnings():  # rank-deficient fits are noted by option_table
             warnings.filterwarnings("ignore", "the regressors are numerically rank-deficient", RuntimeWarning)
             fit = approximability_of_conv(conv, [l["groups"]], methods=[l["method"]], data=acts[l["layer"]],

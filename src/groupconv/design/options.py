@@ -250,6 +250,9 @@ class OptionTable:
     channels : tuple of (int, int)
         ``(in_channels, out_channels)`` of every eligible conv.
     notes : tuple of str
+    weights : dict
+        ``(layer, method, N) -> `` the least-squares replacement's dense-equivalent
+        weight (kept when ``network=True``), so that converting a plan refits nothing.
     """
 
     layers: tuple[str, ...]
@@ -261,6 +264,7 @@ class OptionTable:
     samples: int
     channels: tuple[tuple[int, int], ...] = ()
     notes: tuple[str, ...] = field(default=())
+    weights: dict = field(default_factory=dict, compare=False, repr=False)
 
     def column(self, name: str) -> list[list[float]]:
         """``[[option.name for option in layer] for layer in options]``."""
@@ -366,6 +370,7 @@ def option_table(
     reference = _outputs(model, data) if network else None
     rows = []
     deficient: list[str] = []
+    fitted: dict = {}
     steps = convs
     if progress:
         from tqdm.auto import tqdm
@@ -398,6 +403,7 @@ def option_table(
             p = sum(int(mod.weight.numel()) for mod in rep.modules() if isinstance(mod, torch.nn.Conv2d))
             net_e = None
             if network:
+                fitted[(name, r.method, int(r.groups))] = approx.weights[(r.method, r.groups)]
                 swap = replacement(conv, r.method, r.groups, weights=approx.weights[(r.method, r.groups)])
                 net_e = _network_error(model, conv, swap, data, reference)
             row.append(LayerOption(name, r.method, int(r.groups), t, e, p, p * out_hw,
@@ -412,6 +418,7 @@ def option_table(
         layers=tuple(n for n, _ in convs), options=tuple(rows), input_shape=tuple(shape),
         base_time_s=base_t, base_energy_J=base_e, base_params=base_params,
         samples=int(data.shape[0]), channels=tuple((c.in_channels, c.out_channels) for _, c in convs), notes=msgs,
+        weights=fitted,
     )
 
 
@@ -430,15 +437,20 @@ def _outputs(model, data, chunk: int = 256):
     return torch.cat(outs)
 
 
+def relative_output_error(model, data, reference, chunk: int = 256) -> float:
+    """``sum ||model(x) - reference||^2 / sum ||reference||^2`` over ``data``."""
+    y = _outputs(model, data, chunk)
+    total = float((reference**2).sum())
+    return float(((y - reference) ** 2).sum()) / total if total > 0 else float("nan")
+
+
 def _network_error(model, conv, swap, data, reference) -> float:
     """Relative output error of ``model`` on ``data`` with ``conv`` computing ``swap`` instead."""
     handle = conv.register_forward_hook(lambda mod, args, out: swap(args[0]))
     try:
-        y = _outputs(model, data)
+        return relative_output_error(model, data, reference)
     finally:
         handle.remove()
-    total = float((reference**2).sum())
-    return float(((y - reference) ** 2).sum()) / total if total > 0 else float("nan")
 
 
 def _out_positions(conv, spatial: Sequence[int]) -> int:
