@@ -34,10 +34,11 @@ import numpy as np
 
 def _fast(x, w, layouts, padding):
     from groupconv.approx.data import gram_from_data
-    from groupconv.approx.solvers import GramSolver
+    from groupconv.approx.solvers import GramSolver, _blas_limits
 
-    solver = GramSolver(gram_from_data(x, w.shape[3:], padding), w)
-    return [solver.solve(layout).errors for layout in layouts]
+    with _blas_limits():  # as approximability() runs it
+        solver = GramSolver(gram_from_data(x, w.shape[3:], padding), w)
+        return [solver.solve(layout).errors for layout in layouts]
 
 
 def _reference(x, w, layouts, padding, progress):
@@ -51,12 +52,71 @@ def _reference(x, w, layouts, padding, progress):
     return [reference_errors(x, w, layout, padding) for layout in steps]
 
 
+README_CALL = (
+    "approx --in-channels 256 --out-channels 256 --kernel 3 --length 32 --data-samples 256 "
+    "--weight-samples 8 --groups 4 8 16 32 64 --dist normal --method gc bgc --seed 0 --json"
+).split()
+
+
+def _process_time(args, repeats, env=None) -> list[float]:
+    """Wall times of ``python -m groupconv ARGS`` as a whole process (imports included)."""
+    import subprocess
+
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "groupconv", *args], check=True,
+                       stdout=subprocess.DEVNULL, env=env)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _busy():
+    """Another process keeping one core busy (the 'machine busy with another process' case)."""
+    import subprocess
+
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def _process_report(repeats: int, figures: bool) -> dict:
+    """The README's CLI call (and `groupconv figures`) idle and next to a busy process."""
+    out = {}
+    tmp = tempfile.mkdtemp()
+    calls = {"cli": README_CALL}
+    if figures:
+        calls["figures"] = ["figures", "--out", tmp]
+    for name, call in calls.items():
+        idle = _process_time(call, repeats)
+        busy_proc = _busy()
+        try:
+            time.sleep(0.5)
+            busy = _process_time(call, repeats)
+        finally:
+            busy_proc.kill()
+            busy_proc.wait()
+        out[name] = {"idle_s": idle, "busy_s": busy, "idle_best_s": min(idle),
+                     "busy_best_s": min(busy), "busy_over_idle": min(busy) / min(idle)}
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="n = m = 64, S = 64, S_w = 4")
     parser.add_argument("--repeats", type=int, default=3, help="fast-solver repeats (best of)")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--process-repeats", type=int, default=5,
+                        help="whole-process runs of the README call (best of), idle and busy")
+    parser.add_argument("--no-figures", action="store_true", help="skip timing `groupconv figures`")
+    parser.add_argument("--only-process", action="store_true",
+                        help="only the whole-process timings (no reference solver)")
     args = parser.parse_args(argv)
+
+    if args.only_process:
+        report = {"process": _process_report(args.process_repeats, not args.no_figures),
+                  "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg()}}
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
 
     from groupconv.approx.measure import ApproxConfig
     from groupconv.approx.structures import structure
@@ -118,6 +178,7 @@ def main(argv=None) -> int:
         "max_rel_diff": rel_diff,
         "fig_sweep_s": sweep_time,
         "fig_render_save_s": render_time,
+        "process": _process_report(args.process_repeats, not args.no_figures),
         "machine": {
             "python": platform.python_version(),
             "numpy": np.__version__,

@@ -89,6 +89,8 @@ def test_reference_solver_from_the_cli(capsys):
         ("--data {missing}", "No such file"),
         ("--data {text}", "cannot read"),
         ("--data {empty}", "cannot read"),
+        ("--kernel 3 3", "--kernel 3 3 is 2-D but --length 8 is a 1-D input"),
+        ("--data {cplx}", "data are complex"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(extra, message, capsys, tmp_path):
@@ -98,7 +100,9 @@ def test_bad_input_exits_2_with_one_line(extra, message, capsys, tmp_path):
     text.write_text("not an array")
     empty = tmp_path / "empty.npy"
     empty.write_bytes(b"")
-    extra = extra.format(nan=nan, missing=tmp_path / "missing.npy", text=text, empty=empty)
+    cplx = tmp_path / "complex.npy"
+    np.save(cplx, np.ones((2, 256, 8)) * (1 + 1j))
+    extra = extra.format(nan=nan, missing=tmp_path / "missing.npy", text=text, empty=empty, cplx=cplx)
     code = main(["approx", "--length", "8", *extra.split()])
     err = capsys.readouterr().err
     assert code == 2
@@ -127,3 +131,10 @@ def test_errors_flag_without_json_is_an_error(capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--errors applies to the --json output only" in err
+
+
+def test_repeated_group_counts_are_computed_once(capsys):
+    args = "approx --in-channels 8 --out-channels 8 --length 8 --data-samples 10 --weight-samples 2 --groups 2 4 2 4 --method gc bgc gc --json".split()
+    assert main(args) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [(r["method"], r["groups"]) for r in records] == [("gc", 2), ("gc", 4), ("bgc", 2), ("bgc", 4)]

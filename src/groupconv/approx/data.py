@@ -25,7 +25,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 
 from .. import _validate as v
 from ..errors import GroupConvError
@@ -46,6 +45,7 @@ __all__ = [
     "he_variance",
     "check_data",
     "check_weights",
+    "as_real_array",
     "pad",
     "patches",
     "DataGram",
@@ -226,13 +226,37 @@ def _check_finite(name: str, array: np.ndarray) -> None:
         raise GroupConvError(f"{name} contain {bad} non-finite values (NaN or inf)")
 
 
+def as_real_array(name: str, value) -> np.ndarray:
+    """``value`` (array, list, or torch tensor, even one that requires grad) as a float64 array.
+
+    Complex values are a one-line error instead of silently losing their imaginary part;
+    torch tensors are detached and moved to the CPU (torch is not imported here).
+    """
+    if hasattr(value, "detach") and hasattr(value, "is_complex"):  # a torch tensor
+        if value.is_complex():
+            raise GroupConvError(
+                f"{name} are complex ({value.dtype}); approximability is defined for real "
+                f"data and weights: split the real and imaginary parts into channels"
+            )
+        value = value.detach().to("cpu").double().numpy()
+    array = np.asarray(value)
+    if np.iscomplexobj(array):
+        raise GroupConvError(
+            f"{name} are complex ({array.dtype}); approximability is defined for real data "
+            f"and weights: split the real and imaginary parts into channels"
+        )
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise GroupConvError(f"{name} must be numbers, got an array of {array.dtype}")
+    return np.asarray(array, dtype=np.float64)
+
+
 def check_data(data, in_channels: int | None = None, dims: int | None = None) -> np.ndarray:
     """Validate user data ``(S, n, *spatial)`` and return it as a float64 array.
 
     Raises a one-line :class:`GroupConvError` for a wrong number of dimensions, a channel
     count other than ``in_channels``, non-finite entries or all-zero data.
     """
-    array = np.asarray(data, dtype=np.float64)
+    array = as_real_array("data", data)
     if array.ndim not in (3, 4) or (dims is not None and array.ndim != dims + 2):
         want = f"{dims + 2}" if dims is not None else "3 or 4"
         raise GroupConvError(
@@ -252,7 +276,7 @@ def check_data(data, in_channels: int | None = None, dims: int | None = None) ->
 
 def check_weights(weights, kernel_dims: int | None = None) -> np.ndarray:
     """Validate dense conv weights ``(S_w, m, n, *kernel)`` (or one ``(m, n, *kernel)``)."""
-    array = np.asarray(weights, dtype=np.float64)
+    array = as_real_array("weights", weights)
     if kernel_dims is not None and array.ndim == kernel_dims + 2:
         array = array[None]
     if array.ndim not in (4, 5) or (kernel_dims is not None and array.ndim != kernel_dims + 3):
@@ -327,6 +351,11 @@ class DataGram:
         Output positions per sample; ``rows = samples * positions``.
     mean_sq_norm : float
         Mean over samples of ``||x_s||^2`` (the input, unpadded): Eq. 5.3's data term.
+    scale : float
+        ``gram`` and ``mean_sq_norm`` are in units of ``scale`` (true value = stored value
+        x scale). 1.0 unless the data lie far outside unit scale (max |x| outside
+        2^-100..2^100): then the data were divided by a power of two (exactly) first, so
+        that nothing overflows or underflows.
     """
 
     gram: np.ndarray
@@ -335,6 +364,7 @@ class DataGram:
     samples: int
     positions: int
     mean_sq_norm: float
+    scale: float = 1.0
 
     @property
     def taps(self) -> int:
@@ -355,8 +385,15 @@ def gram_from_data(
     dilation: int = 1,
     chunk_elements: int = 1 << 22,
     progress: bool = False,
+    method: str = "auto",
 ) -> DataGram:
     """Accumulate the patch Gram matrix ``P.T @ P`` over the samples, a chunk at a time.
+
+    For 1-D data at stride 1 (``method="auto"`` or ``"lag"``) the Gram matrix is built
+    from its lag structure instead: block ``(a, b)`` is the channel cross-product at lag
+    ``dilation * (b - a)``, the same for every tap pair with that lag up to a few boundary
+    columns, so K lag products (``n^2`` x rows each) plus small boundary corrections
+    replace the ``(nK)^2`` x rows / 2 of ``P^T P``. ``method="patches"`` forces ``P^T P``.
 
     Parameters
     ----------
@@ -371,8 +408,22 @@ def gram_from_data(
     """
     kernel = as_kernel(kernel)
     x = check_data(data, dims=len(kernel))
+    scale = _data_scale(x)
+    if scale != 1.0:
+        x = x / math.sqrt(scale)
     samples, channels = x.shape[:2]
     positions = math.prod(output_shape(x.shape[2:], kernel, padding, stride, dilation))
+    v.one_of("gram method", method, ("auto", "lag", "patches"))
+    if method != "patches" and len(kernel) == 1 and stride == 1 and kernel[0] > 1:
+        return DataGram(
+            gram=_lag_gram(x, kernel[0], padding, dilation),
+            in_channels=channels,
+            kernel=kernel,
+            samples=samples,
+            positions=positions,
+            mean_sq_norm=float(np.vdot(x, x) / samples),
+            scale=scale,
+        )
     cols = channels * math.prod(kernel)
     per_chunk = max(1, chunk_elements // max(1, positions * cols))
     gram = np.zeros((cols, cols))
@@ -383,10 +434,7 @@ def gram_from_data(
         starts = tqdm(starts, desc="gram", unit="chunk", leave=False)
     for start in starts:
         p = patches(x[start : start + per_chunk], kernel, padding, stride, dilation)
-        # P^T P by a symmetric rank-k update (half the flops of a general product);
-        # dsyrk fills the upper triangle only.
-        gram += scipy.linalg.blas.dsyrk(1.0, p.T, trans=0)  # p.T is Fortran-ordered: no copy
-    gram = np.triu(gram) + np.triu(gram, 1).T
+        gram += p.T @ p  # numpy sees A^T A and calls BLAS syrk (half the flops)
     return DataGram(
         gram=gram,
         in_channels=channels,
@@ -394,4 +442,50 @@ def gram_from_data(
         samples=samples,
         positions=positions,
         mean_sq_norm=float(np.vdot(x, x) / samples),
+        scale=scale,
     )
+
+
+def _lag_gram(x: np.ndarray, k: int, padding, dilation: int) -> np.ndarray:
+    """``P^T P`` of 1-D data at stride 1 from K lag products (see :func:`gram_from_data`)."""
+    samples, n, length = x.shape
+    (left, right), = pad_amounts((k,), padding, dilation)
+    xp = pad(x, (k,), padding, dilation)
+    lp = xp.shape[2]
+    out = lp - dilation * (k - 1)
+    flat = np.ascontiguousarray(xp.transpose(1, 0, 2)).reshape(n, samples * lp)
+    total = flat.shape[1]
+    circular = isinstance(padding, str) and padding == "circular"
+    zero_pos = np.zeros(lp, dtype=bool)
+    if not circular:
+        zero_pos[:left] = True
+        zero_pos[left + length:] = True
+    starts = np.arange(samples)[:, None] * lp
+    lags = {}
+    gram = np.empty((n, k, n, k))
+    for a in range(k):
+        for b in range(a, k):
+            lag = dilation * (b - a)
+            if lag not in lags:
+                lags[lag] = flat[:, : total - lag] @ flat[:, lag:].T  # syrk for lag 0
+            block = lags[lag]
+            # columns q of each sample outside this tap pair's window [o_a, o_a + out)
+            q = np.concatenate([np.arange(0, dilation * a), np.arange(dilation * a + out, lp)])
+            partner = (q + lag) % lp
+            keep = ~(zero_pos[q] | zero_pos[partner])
+            if keep.any():
+                idx = (starts + q[keep][None, :]).ravel()
+                idx = idx[idx + lag < total]
+                if idx.size:
+                    block = block - flat[:, idx] @ flat[:, idx + lag].T
+            gram[:, a, :, b] = block
+            gram[:, b, :, a] = block.T
+    return gram.reshape(n * k, n * k)
+
+
+def _data_scale(x: np.ndarray) -> float:
+    """1.0, or the square of a power of two that brings max |x| near 1 when it is extreme."""
+    top = float(np.max(np.abs(x)))
+    if 2.0**-100 <= top <= 2.0**100:
+        return 1.0
+    return 4.0 ** int(np.clip(np.round(np.log2(top)), -500, 500))  # the scale stays a float64

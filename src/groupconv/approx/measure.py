@@ -43,7 +43,7 @@ from .data import (
     sample_data,
     sample_weights,
 )
-from .solvers import GramSolver, reference_errors
+from .solvers import GramSolver, _blas_limits, reference_errors
 from .structures import METHODS, Structure, structure
 
 __all__ = ["ApproxConfig", "ApproxResult", "ApproxSweep", "approximability", "SOLVERS"]
@@ -306,18 +306,31 @@ class ApproxSweep:
 
 
 def _structures(methods, groups, structures) -> list[Structure]:
+    """The structures to measure, each (method, N) once, in the order first asked for."""
     chosen: list[Structure] = []
+    seen: set = set()
     for method in methods:
         v.one_of("method", method, METHODS)
         for n_groups in groups:
-            chosen.append(structure(method, v.positive_int("groups", n_groups)))
+            key = (method, v.positive_int("groups", n_groups))
+            if key not in seen:
+                seen.add(key)
+                chosen.append(structure(*key))
     for s in structures:
         if not isinstance(s, Structure):
             raise GroupConvError(f"not a structure (needs name, groups, layout): {s!r}")
-        chosen.append(s)
+        if not any(s is c for c in chosen):
+            chosen.append(s)
     if not chosen:
         raise GroupConvError("nothing to measure: give at least one method and N, or a structure")
     return chosen
+
+
+def _ratio(num: float, den: float) -> float:
+    """``num / den``, and 0 when both are 0 (zero weights or zero output: the fit is exact)."""
+    if den == 0:
+        return 0.0 if num == 0 else float("inf")
+    return num / den
 
 
 def approximability(
@@ -341,7 +354,7 @@ def approximability(
         The experiment; keyword ``overrides`` replace its fields
         (``approximability(in_channels=64, out_channels=64, dist="uniform")``).
     groups : iterable of int
-        The N values (each must divide n and m).
+        The N values (each must divide n and m); a repeated N is computed once.
     methods : sequence of {"gc", "bgc"}
         Structures measured at every N.
     structures : sequence of Structure
@@ -386,12 +399,19 @@ def approximability(
         data_samples=x.shape[0],
         weight_samples=w.shape[0],
     )
-    layouts = [s.layout(cfg.in_channels, cfg.out_channels) for s in chosen]
+    # One BLAS thread for the whole sweep: its products are small enough that a second
+    # thread gains little on an idle machine and loses 3x on a busy one (benchmarks/approx).
+    with _blas_limits():
+        return _sweep(cfg, chosen, x, w, data_source, weight_source, solver, given_data, progress)
 
+
+def _sweep(cfg, chosen, x, w, data_source, weight_source, solver, given_data, progress) -> ApproxSweep:
+    layouts = [s.layout(cfg.in_channels, cfg.out_channels) for s in chosen]
     gram = gram_from_data(x, cfg.kernel, cfg.padding, progress=progress)
     fast = GramSolver(gram, w)
     mean_sq_w = float(np.mean(np.sum(w.reshape(w.shape[0], -1) ** 2, axis=1)))
-    denom = mean_sq_w * gram.mean_sq_norm
+    mean_sq_x = gram.mean_sq_norm * gram.scale
+    denom = mean_sq_w * mean_sq_x
     synthetic = data_source != "user" and weight_source != "user"
 
     steps = layouts
@@ -407,8 +427,10 @@ def approximability(
         else:
             errors = reference_errors(x, w, layout, cfg.padding)
             unknowns = max(layout.group_rank(k) for k in range(len(layout.uses))) * cfg.taps
-        E = float(errors.mean())
-        stderr = float(errors.std(ddof=1) / math.sqrt(errors.size)) if errors.size > 1 else 0.0
+        E = float(np.sum(errors / errors.size))  # a mean that cannot overflow near 1e308
+        top = float(np.max(errors)) or 1.0
+        stderr = (float((errors / top).std(ddof=1) / math.sqrt(errors.size)) * top
+                  if errors.size > 1 else 0.0)
         b_thm, b_iid = theory.bounds_for(layout.name, layout.groups, cfg.taps, cfg.in_channels)
         pop = theory.rel_E_population_layout(layout)
         extra: dict = {}
@@ -429,8 +451,8 @@ def approximability(
                 groups=layout.groups,
                 E=E,
                 E_stderr=stderr,
-                rel_E=E / denom,
-                rel_output_E=E / float(fast.totals.mean()),
+                rel_E=_ratio(E / gram.scale, mean_sq_w * gram.mean_sq_norm),
+                rel_output_E=_ratio(E, float(np.sum(fast.totals / fast.totals.size))),
                 errors=tuple(float(e) for e in errors),
                 unknowns=int(unknowns),
                 rows=gram.rows,
@@ -444,7 +466,7 @@ def approximability(
         config=cfg,
         results=tuple(results),
         mean_sq_norm_W=mean_sq_w,
-        mean_sq_norm_x=gram.mean_sq_norm,
+        mean_sq_norm_x=mean_sq_x,
         data_source=data_source,
         weight_source=weight_source,
         solver=solver,

@@ -26,11 +26,18 @@ Both raise a one-line :class:`~groupconv.errors.GroupConvError` when a group has
 as many unknowns (independent features x K) as data rows (samples x positions): the fit
 would interpolate and report a meaningless zero error.
 
-Precision: the Gram route squares the condition number of the regressors. With at least
-twice as many rows as unknowns (the usual case) the two solvers agree to ~1e-12
-relative; close to the under-determined limit the Gram route loses digits, and when a
-group's Gram block is numerically singular (e.g. a constant or dead input channel) it
-falls back to an eigenvalue pseudo-inverse and warns.
+Precision and robustness: every Gram block is equilibrated by its own diagonal before it
+is factorised, so the singularity test does not depend on the scale of any channel (a
+live channel 1e-9 times quieter than the others is solved exactly; only a channel that
+is identically zero, or an exact linear combination of others, counts as dependent and
+is handled by a pseudo-inverse with a warning that says which). The Gram route squares
+the condition number of the *equilibrated* regressors: with at least twice as many rows
+as unknowns the two solvers agree to ~1e-12 relative. When the fit is nearly perfect
+(E below 1e-6 of the output energy) the difference ``||W x||^2 - explained`` would
+cancel, so E is recomputed as ``Delta^T Gamma Delta`` from the residual weights; its
+relative accuracy is then about ``1e-16 / sqrt(E / ||W x||^2)`` (1e-10 at a 1e-12 fit).
+Data or weights far from unit scale are rescaled by a power of two (exactly); a result
+that does not fit in float64 is a one-line error.
 """
 
 from __future__ import annotations
@@ -42,7 +49,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 
 from ..errors import GroupConvError
 from .data import DataGram, check_data, check_weights, output_shape, pad_amounts
@@ -50,8 +56,13 @@ from .structures import FeatureLayout
 
 __all__ = ["StructuredFit", "GramSolver", "reference_errors", "underdetermined_message"]
 
-#: Cholesky pivots below this fraction of the largest count as a singular Gram block.
+#: Pivots of the *equilibrated* Gram block (unit diagonal, so pivots lie in (0, 1]) below
+#: this count as a numerically dependent direction. Equilibration makes the test
+#: invariant to the scale of each input channel.
 _PIVOT_RTOL = 1e-12
+#: Below this fraction of the output energy, E is recomputed from the residual weights
+#: (``Delta^T Gamma Delta``) instead of the difference ``||W x||^2 - explained``.
+_REFINE_RTOL = 1e-6
 
 
 def underdetermined_message(layout: FeatureLayout, k: int, unknowns: int, rank: int, taps: int,
@@ -88,74 +99,219 @@ class StructuredFit:
     unknowns: int
     weights: np.ndarray | None = None
 
+    @property
+    def rel_output(self) -> np.ndarray:
+        """Per weight sample, ``errors / totals`` (0 where the output energy is 0: exact fit)."""
+        return np.divide(self.errors, self.totals, out=np.zeros_like(self.errors),
+                         where=self.totals > 0)
 
-def _solve_spd(g: np.ndarray, b: np.ndarray, want_coef: bool, label: str):
-    """One group: ``(colwise b^T G^{-1} b, G^{-1} b or None)``; pseudo-inverse if G is singular."""
+
+def _blas_limits():
+    """Context manager pinning BLAS/OpenMP to one thread (threadpoolctl), or a no-op."""
     try:
-        chol = np.linalg.cholesky(g)
-        pivots = np.diag(chol) ** 2
-        if pivots.min() > _PIVOT_RTOL * pivots.max():
-            z = scipy.linalg.solve_triangular(chol, b, lower=True, check_finite=False)
-            coef = (
-                scipy.linalg.solve_triangular(chol.T, z, lower=False, check_finite=False)
-                if want_coef
-                else None
-            )
-            return np.einsum("ij,ij->j", z, z), coef
-    except np.linalg.LinAlgError:
-        pass
-    warnings.warn(
-        f"{label}: the regressors are numerically rank-deficient (constant or dead input "
-        f"channels?); using a pseudo-inverse",
-        RuntimeWarning,
-        stacklevel=5,
-    )
-    evals, evecs = np.linalg.eigh(g)
-    keep = evals > _PIVOT_RTOL * evals.max()
-    proj = evecs[:, keep].T @ b
-    scaled = proj / evals[keep, None]
-    coef = evecs[:, keep] @ scaled if want_coef else None
-    return np.einsum("ij,ij->j", proj, scaled), coef
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl is a core dependency
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1)
 
 
-def _solve_spd_batch(g: np.ndarray, b: np.ndarray, want_coef: bool, labels: list[str]):
-    """Groups of equal size at once: ``g`` (B, p, p), ``b`` (B, p, c) -> explained (B, c), coef.
-
-    One batched Cholesky; if any block is singular, that batch is redone group by group
-    (with the pseudo-inverse fallback and its warning).
-    """
-    try:
-        chol = np.linalg.cholesky(g)
-        pivots = np.diagonal(chol, axis1=1, axis2=2) ** 2
-        healthy = bool(np.all(pivots.min(axis=1) > _PIVOT_RTOL * pivots.max(axis=1)))
-    except np.linalg.LinAlgError:
-        healthy = False
-    if not healthy:
-        parts = [_solve_spd(g[i], b[i], want_coef, labels[i]) for i in range(len(g))]
-        explained = np.stack([p[0] for p in parts])
-        coef = np.stack([p[1] for p in parts]) if want_coef else None
-        return explained, coef
-    z = np.linalg.solve(chol, b)
-    coef = np.linalg.solve(np.swapaxes(chol, 1, 2), z) if want_coef else None
-    return np.einsum("bij,bij->bj", z, z), coef
+def _take(array: np.ndarray, index: np.ndarray, axis: int) -> np.ndarray:
+    """``array`` indexed along ``axis`` by ``index``: a slice (a view) when it is a contiguous run."""
+    if index.size and index[-1] - index[0] == index.size - 1 and np.all(np.diff(index) == 1):
+        sl = [slice(None)] * array.ndim
+        sl[axis] = slice(int(index[0]), int(index[-1]) + 1)
+        return array[tuple(sl)]
+    return np.take(array, index, axis=axis)
 
 
-def _apply_features(source: np.ndarray, features: np.ndarray, unit: np.ndarray) -> np.ndarray:
-    """``sum_c features[f, c] source[c, ...]`` for every feature row f (axis 0 of the result).
+def _power_of_two_scale(array: np.ndarray) -> float:
+    """1.0, or a power of two that brings ``max |array|`` near 1 when it is far from it (exact)."""
+    top = float(np.max(np.abs(array))) if array.size else 0.0
+    if top == 0.0 or 2.0**-100 <= top <= 2.0**100:
+        return 1.0
+    return 2.0 ** int(np.clip(np.round(np.log2(top)), -500, 500))  # its square stays a float64
 
-    Rows that merely copy a channel (``unit[f] >= 0``) are gathered instead of multiplied,
-    so GC costs nothing and BGC pays only for its n/N mean rows.
-    """
-    n = source.shape[0]
-    if unit.size == n and np.array_equal(unit, np.arange(n)):
-        return source
-    out = np.empty((features.shape[0], *source.shape[1:]))
-    copy = unit >= 0
-    out[copy] = source[unit[copy]]
-    if not np.all(copy):
-        mixed = features[~copy] @ source.reshape(n, -1)
-        out[~copy] = mixed.reshape(-1, *source.shape[1:])
+
+def _to_true_units(name: str, value: np.ndarray, scale: float) -> np.ndarray:
+    """``value * scale``; a one-line error when that leaves float64's range."""
+    if scale == 1.0:
+        return value
+    out = value * scale
+    lost = (~np.isfinite(out)) | ((out == 0) & (value != 0)) | ((np.abs(out) < np.finfo(float).tiny) & (out != 0))
+    if np.any(lost):
+        raise GroupConvError(
+            f"{name} = {float(value.flat[np.argmax(lost.ravel())]):.6g} x {scale:.6g} is outside float64's "
+            f"range (data or weights too large or too small); rescale them - rel_E and "
+            f"rel_output_E do not depend on the scale"
+        )
     return out
+
+
+class _Factor:
+    """One batch of equal-size groups, factorised once: ``G = D^1/2 Ghat D^1/2``, ``Ghat^-1``.
+
+    ``Ghat`` (unit diagonal) is the Gram block equilibrated by its own diagonal, so the
+    singularity test (Cholesky pivots of ``Ghat``) and the pseudo-inverse cut-off do not
+    depend on the scale of any input channel.
+    """
+
+    def __init__(self, g: np.ndarray, labels: list[str], names: list[list[str]]) -> None:
+        diag = np.diagonal(g, axis1=1, axis2=2)
+        # features that are zero (to roundoff) everywhere in these data
+        zero = diag < np.finfo(float).tiny
+        self.scale = np.where(zero, 0.0, 1.0 / np.sqrt(np.where(zero, 1.0, diag)))
+        ghat = g * self.scale[:, :, None] * self.scale[:, None, :]
+        idx = np.arange(g.shape[1])
+        ghat[:, idx, idx] = np.where(zero, 0.0, 1.0)
+        healthy = np.zeros(len(g), dtype=bool)
+        try:
+            chol = np.linalg.cholesky(ghat)
+            pivots = np.diagonal(chol, axis1=1, axis2=2) ** 2
+            healthy = pivots.min(axis=1) > _PIVOT_RTOL
+        except np.linalg.LinAlgError:
+            for i in range(len(g)):
+                try:
+                    piv = np.diagonal(np.linalg.cholesky(ghat[i])) ** 2
+                    healthy[i] = piv.min() > _PIVOT_RTOL
+                except np.linalg.LinAlgError:
+                    healthy[i] = False
+        self.inv = np.empty_like(ghat)
+        if healthy.any():
+            self.inv[healthy] = np.linalg.inv(ghat[healthy])
+        for i in np.flatnonzero(~healthy):
+            evals, evecs = np.linalg.eigh(ghat[i])
+            keep = evals > _PIVOT_RTOL * max(evals.max(), 1.0)
+            self.inv[i] = (evecs[:, keep] / evals[keep]) @ evecs[:, keep].T
+            dead = sorted({names[i][j] for j in np.flatnonzero(zero[i])})
+            what = (f"; {', '.join(dead)} identically zero in these data (dead channels)"
+                    if dead else "; no feature is zero: some are (near-)exact linear combinations "
+                    "of others (duplicated or constant channels, or fewer informative data rows "
+                    "than unknowns)")
+            warnings.warn(
+                f"{labels[i]}: {g.shape[1] - int(keep.sum())} of {g.shape[1]} least-squares "
+                f"directions are linearly dependent in these data{what}; solved on the "
+                f"remaining {int(keep.sum())} by a pseudo-inverse (E stays exact)",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+
+    def explained(self, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``b`` (B, p, c) -> (colwise ``b^T G^+ b`` (B, c), coefficients ``G^+ b`` (B, p, c))."""
+        bs = b * self.scale[:, :, None]
+        x = self.inv @ bs
+        return np.einsum("bij,bij->bj", bs, x), x * self.scale[:, :, None]
+
+    def trace(self, s: np.ndarray) -> np.ndarray:
+        """``tr(G^+ S)`` per block for symmetric ``s`` (B, p, p)."""
+        ss = s * self.scale[:, :, None] * self.scale[:, None, :]
+        return np.einsum("bij,bij->b", self.inv, ss)
+
+
+def _is_bgc(layout: FeatureLayout) -> bool:
+    """Whether ``layout`` is BGC's (N >= 2): own channel blocks plus the n/N intergroup means."""
+    n, N = layout.in_channels, layout.groups
+    return (layout.name == "bgc" and N >= 2 and n % N == 0
+            and layout.features.shape == (n + n // N, n) and len(layout.uses) == N)
+
+
+def _excluding(blocks: np.ndarray, k: int) -> np.ndarray:
+    """``sum_{l != k} blocks[l]`` as the sum of the blocks before and after k (no cancellation)."""
+    before, after = blocks[:k], blocks[k + 1 :]
+    if not before.shape[0]:
+        return after.sum(axis=0)
+    if not after.shape[0]:
+        return before.sum(axis=0)
+    return before.sum(axis=0) + after.sum(axis=0)
+
+
+def _running_sum(blocks: np.ndarray) -> np.ndarray:
+    """``out[l] = sum_{j <= l} blocks[j]`` (np.cumsum along axis 0 is slow for big blocks)."""
+    out = np.empty_like(blocks)
+    out[0] = blocks[0]
+    for l in range(1, len(blocks)):
+        np.add(out[l - 1], blocks[l], out=out[l])
+    return out
+
+
+class _Blocks:
+    """``(F (x) I) A (F (x) I)^T`` blocks of an (n, K, n, K) matrix ``A`` for one layout.
+
+    Channel-copy features are slices of ``A``. For BGC the mean feature of output group k
+    is replaced by the mean of the *other* groups, ``(1/N) sum_{l != k} x^l`` (the same
+    span, since ``x^k`` is already a feature): built from prefix and suffix sums, never by
+    subtracting, so a loud channel cannot hide a quiet one inside the mean. Other mixed
+    features are applied once per structure as a small matrix product.
+    """
+
+    def __init__(self, layout: FeatureLayout, a4: np.ndarray) -> None:
+        unit = layout.unit_rows
+        self.mixed = np.flatnonzero(unit < 0)
+        self.a4 = a4
+        self.bgc = _is_bgc(layout)
+        n, taps = a4.shape[:2]
+        if self.bgc:
+            N = layout.groups
+            g6 = a4.reshape(N, n // N, taps, n, taps)
+            self.N = N
+            self.prefix = _running_sum(g6)
+            self.suffix = _running_sum(g6[::-1])[::-1]
+        elif self.mixed.size:
+            fm = layout.features[self.mixed]
+            self.left = (fm @ a4.reshape(n, -1)).reshape(len(fm), taps, n, taps)
+            both = (fm @ self.left.transpose(2, 0, 1, 3).reshape(n, -1))
+            self.both = both.reshape(len(fm), len(fm), taps, taps).transpose(1, 2, 0, 3)
+
+    def _bgc_left(self, k: int) -> np.ndarray:
+        """``(1/N) sum_{l != k}`` of the channel blocks of A: (n/N, K, n, K)."""
+        N = self.N
+        if k == 0:
+            total = self.suffix[1]
+        elif k == N - 1:
+            total = self.prefix[N - 2]
+        else:
+            total = self.prefix[k - 1] + self.suffix[k + 1]
+        return total / N
+
+    def block(self, k: int, ch: np.ndarray, mi: np.ndarray) -> np.ndarray:
+        """The (r, K, r, K) block of group k's features ``ch`` (channel copies) then ``mi``."""
+        taps = self.a4.shape[1]
+        ru, rx = ch.size, mi.size
+        uu = _take(_take(self.a4, ch, 0), ch, 2)
+        if rx == 0:
+            return uu
+        if self.bgc:
+            left = self._bgc_left(k)  # (n/N, K, n, K)
+            size = left.shape[0]
+            xu = left[:, :, k * size : (k + 1) * size]
+            xx = _excluding(np.moveaxis(left.reshape(size, taps, self.N, size, taps), 2, 0), k) / self.N
+        else:
+            xu = _take(_take(self.left, mi, 0), ch, 2)
+            xx = _take(_take(self.both, mi, 0), mi, 2)
+        out = np.empty((ru + rx, taps, ru + rx, taps))
+        out[:ru, :, :ru] = uu
+        out[ru:, :, :ru] = xu
+        out[:ru, :, ru:] = xu.transpose(2, 3, 0, 1)
+        out[ru:, :, ru:] = xx
+        return out
+
+    def mixed_rows(self, layout: FeatureLayout, k: int, source: np.ndarray, mixed_source, mi, cols):
+        """Group k's mixed-feature rows of ``source`` (n, K, ...), columns ``cols`` of the last axis."""
+        if self.bgc:
+            n, N = layout.in_channels, self.N
+            sel = _take(source, cols, source.ndim - 1)
+            return _excluding(sel.reshape(N, n // N, *sel.shape[1:]), k) / N
+        return _take(_take(mixed_source, mi, 0), cols, source.ndim - 1)
+
+    def mixed_features(self, layout: FeatureLayout, k: int, mi) -> np.ndarray:
+        """The mixed features (rows over the n channels) that group k's blocks use."""
+        if self.bgc:
+            n, N = layout.in_channels, self.N
+            f = np.kron(np.ones((1, N)), np.eye(n // N)) / N
+            f[:, k * (n // N) : (k + 1) * (n // N)] = 0.0
+            return f
+        return layout.features[self.mixed[mi]]
 
 
 class GramSolver:
@@ -170,11 +326,13 @@ class GramSolver:
 
     Notes
     -----
-    Cost: ``Gamma W^T`` once (``2 (nK)^2 m S_w`` flops); per structure, the feature rows
-    of ``Gamma`` that are not plain channel copies (BGC's mean rows), then per output
-    group a Cholesky factorisation of ``G_k`` (``(r_k K)^3 / 3``) and a triangular solve
-    with the group's ``m_k S_w`` right-hand sides. Output groups of equal size are
-    solved as one batch.
+    Cost: ``Gamma W^T`` once (``2 (nK)^2 m S_w`` flops); per structure the Gram blocks
+    ``G_k`` (slices of ``Gamma``; BGC's mean rows by one small product), each
+    equilibrated by its diagonal, checked by a Cholesky factorisation and inverted once
+    (groups of equal size as one batch, BLAS pinned to one thread). :meth:`solve` and
+    :meth:`expected_error` share that factorisation. A group whose equilibrated block
+    is numerically singular (a dead, constant or duplicated channel) is solved by a
+    pseudo-inverse, with a warning naming what was found.
 
     Examples
     --------
@@ -194,16 +352,23 @@ class GramSolver:
         self.weight_shape = w.shape
         self.n, self.K = data.in_channels, data.taps
         self.samples_w, self.m = w.shape[0], w.shape[1]
-        flat = w.reshape(self.samples_w * self.m, self.n * self.K)
+        w_scale = _power_of_two_scale(w)
+        flat = (w / w_scale if w_scale != 1.0 else w).reshape(self.samples_w * self.m, self.n * self.K)
+        self._flat = flat
+        #: true value = computed value * _scale (powers of two: exact)
+        self._scale = data.scale * w_scale**2
         # Gamma W^T for all weight samples at once: (nK, S_w * m); the only O(m n^2 K^2) step.
         cross = data.gram @ flat.T
         self._cross = cross.reshape(self.n, self.K, self.samples_w, self.m)
-        self.totals = (
+        self._totals = (
             np.einsum("tij,jti->t", flat.reshape(self.samples_w, self.m, -1),
                       cross.reshape(-1, self.samples_w, self.m))
             / data.samples
         )
+        self.totals = _to_true_units("the output energy", self._totals, self._scale)
         self._gram4 = data.gram.reshape(self.n, self.K, self.n, self.K)
+        self._gram2 = None
+        self._cached: tuple | None = None
 
     def _check_layout(self, layout: FeatureLayout) -> None:
         if layout.in_channels != self.n or layout.out_channels != self.m:
@@ -212,69 +377,116 @@ class GramSolver:
                 f"weights are {self.n}->{self.m}"
             )
 
-    def _feature_grams(self, layout: FeatureLayout):
-        """``(F (x) I) Gamma`` as (R, K, n, K) and ``(F (x) I) Gamma (F (x) I)^T`` as (R, K, R, K)."""
-        unit = layout.unit_rows
-        left = _apply_features(self._gram4, layout.features, unit)
-        both = _apply_features(left.transpose(2, 0, 1, 3), layout.features, unit)
-        return left, both.transpose(1, 2, 0, 3)
+    @staticmethod
+    def _split(layout: FeatureLayout, k: int):
+        """Group k's features as (channel copies, mixed-row indices, basis, rank)."""
+        u = layout.uses[k]
+        unit = layout.unit_rows[u]
+        order = np.concatenate([np.flatnonzero(unit >= 0), np.flatnonzero(unit < 0)])
+        mixed_pos = np.searchsorted(np.flatnonzero(layout.unit_rows < 0), u[unit < 0])
+        basis, rank = layout.group_basis(k)
+        if basis is not None:
+            basis = basis[:, order]
+        return unit[unit >= 0], mixed_pos, basis, rank
 
-    def _systems(self, layout: FeatureLayout, both: np.ndarray):
-        """Per group: basis change (or None), rank and Gram block ``G_k``; checks the row count."""
-        systems = []
-        for k, u in enumerate(layout.uses):
-            basis, rank = layout.group_basis(k)
+    def _prepare(self, layout: FeatureLayout):
+        """Per layout (cached for the last one): groups, batches and their factorisations."""
+        if self._cached is not None and self._cached[0] is layout:
+            return self._cached[1]
+        self._check_layout(layout)
+        blocks = _Blocks(layout, self._gram4)
+        groups = []
+        for k in range(len(layout.uses)):
+            ch, mi, basis, rank = self._split(layout, k)
             unknowns = rank * self.K
             if self.data.rows <= unknowns:
                 raise GroupConvError(
                     underdetermined_message(layout, k, unknowns, rank, self.K, self.data.rows,
                                             self.data.samples)
                 )
-            g4 = both[np.ix_(u, range(self.K), u, range(self.K))]
+            g4 = blocks.block(k, ch, mi)
             if basis is not None:
                 g4 = np.einsum("pf,fagb,qg->paqb", basis, g4, basis)
-            systems.append((basis, rank, g4.reshape(unknowns, unknowns)))
-        return systems
-
-    @staticmethod
-    def _batches(layout: FeatureLayout, systems) -> dict:
-        """Group indices by (unknowns, outputs) so that equal-size groups are solved together."""
+            groups.append((ch, mi, basis, rank, g4.reshape(unknowns, unknowns)))
         batches: dict[tuple[int, int], list[int]] = {}
-        for k, (_, _, g) in enumerate(systems):
-            batches.setdefault((g.shape[0], layout.out_groups[k].size), []).append(k)
-        return batches
+        for k, group in enumerate(groups):
+            batches.setdefault((group[4].shape[0], layout.out_groups[k].size), []).append(k)
+        factors = {}
+        with _blas_limits():
+            for key, ks in batches.items():
+                labels = [f"{layout.name} N={layout.groups} output group {k}" for k in ks]
+                names = [self._feature_names(layout, k, groups[k]) for k in ks]
+                factors[key] = _Factor(np.stack([groups[k][4] for k in ks]), labels, names)
+        prepared = (blocks, groups, batches, factors)
+        self._cached = (layout, prepared)
+        return prepared
+
+    def _feature_names(self, layout, k, group) -> list[str]:
+        ch, mi, basis, rank = group[:4]
+        if basis is not None:
+            return [f"combination {j // self.K}" for j in range(rank * self.K)]
+        names = [f"input channel {c}" for c in ch] + [f"mixed feature {j}" for j in mi]
+        return [names[j // self.K] for j in range(len(names) * self.K)]
+
+    def _rhs(self, layout, blocks, k, source: np.ndarray, mixed_source, group, cols) -> np.ndarray:
+        """Rows of ``source`` (n, K, ...) for group k's features, columns ``cols`` of the last axis."""
+        ch, mi, basis, rank = group[:4]
+        parts = [_take(_take(source, ch, 0), cols, source.ndim - 1)]
+        if mi.size:
+            parts.append(blocks.mixed_rows(layout, k, source, mixed_source, mi, cols))
+        b4 = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+        if basis is not None:
+            b4 = np.einsum("pf,f...->p...", basis, b4)
+        return b4
 
     def solve(self, layout: FeatureLayout, return_weights: bool = False) -> StructuredFit:
         """Best structured fit of every weight sample: per-sample errors (Eq. 5.1 bracket)."""
-        self._check_layout(layout)
-        _, both = self._feature_grams(layout)
-        cross = _apply_features(self._cross, layout.features, layout.unit_rows)
-        systems = self._systems(layout, both)
+        blocks, groups, batches, factors = self._prepare(layout)
+        mixed_cross = None
+        if blocks.mixed.size and not blocks.bgc:
+            fm = layout.features[blocks.mixed]
+            mixed_cross = (fm @ self._cross.reshape(self.n, -1)).reshape(
+                len(fm), self.K, self.samples_w, self.m)
         explained = np.zeros(self.samples_w)
-        dense = np.zeros((self.samples_w, self.m, self.n, self.K)) if return_weights else None
-        for (unknowns, size), ks in self._batches(layout, systems).items():
-            rhs = []
-            for k in ks:
-                basis, rank, _ = systems[k]
-                b4 = cross[layout.uses[k]][:, :, :, layout.out_groups[k]]  # (r, K, S_w, m_k)
-                if basis is not None:
-                    b4 = np.einsum("pf,fati->pati", basis, b4)
-                rhs.append(b4.reshape(unknowns, self.samples_w * size))
-            labels = [f"{layout.name} N={layout.groups} group {k}" for k in ks]
-            fit, coef = _solve_spd_batch(
-                np.stack([systems[k][2] for k in ks]), np.stack(rhs), return_weights, labels
-            )
-            explained += fit.reshape(len(ks), self.samples_w, size).sum(axis=(0, 2))
-            if return_weights:
+        coefs = {}
+        with _blas_limits():
+            for key, ks in batches.items():
+                unknowns, size = key
+                rhs = np.stack([
+                    self._rhs(layout, blocks, k, self._cross, mixed_cross, groups[k],
+                              layout.out_groups[k]).reshape(
+                        unknowns, self.samples_w * size)
+                    for k in ks
+                ])
+                fit, coef = factors[key].explained(rhs)
+                explained += fit.reshape(len(ks), self.samples_w, size).sum(axis=(0, 2))
+                coefs[key] = coef
+        errors = np.maximum(self._totals - explained / self.data.samples, 0.0)
+        refine = bool(np.any(errors < _REFINE_RTOL * self._totals))
+        dense = None
+        if return_weights or refine:
+            dense = np.zeros((self.samples_w, self.m, self.n, self.K))
+            for key, ks in batches.items():
+                unknowns, size = key
                 for i, k in enumerate(ks):
-                    basis, rank, _ = systems[k]
-                    feats = layout.group_features(k)
+                    ch, mi, basis, rank = groups[k][:4]
+                    mixed = blocks.mixed_features(layout, k, mi)
+                    feats = np.concatenate([np.eye(self.n)[ch], mixed])
                     feats = feats if basis is None else basis @ feats
-                    c4 = coef[i].reshape(rank, self.K, self.samples_w, size)
+                    c4 = coefs[key][i].reshape(rank, self.K, self.samples_w, size)
                     dense[:, layout.out_groups[k]] = np.einsum("fati,fc->tica", c4, feats)
-        errors = np.maximum(self.totals - explained / self.data.samples, 0.0)
-        weights = dense.reshape(self.weight_shape) if return_weights else None
-        unknowns = max(rank * self.K for _, rank, _ in systems)
+        if refine:
+            # Near-perfect fit: ||Wx||^2 - explained cancels; use the residual weights instead.
+            delta = self._flat - dense.reshape(self.samples_w * self.m, -1)
+            direct = np.einsum("ij,ij->i", delta @ self.data.gram, delta)
+            direct = direct.reshape(self.samples_w, self.m).sum(axis=1) / self.data.samples
+            errors = np.maximum(direct, 0.0)
+        errors = _to_true_units("E", errors, self._scale)
+        weights = None
+        if return_weights:
+            w_scale = math.sqrt(self._scale / self.data.scale)
+            weights = (dense * w_scale).reshape(self.weight_shape)
+        unknowns = max(g[3] * self.K for g in groups)
         return StructuredFit(errors=errors, totals=self.totals.copy(), unknowns=unknowns,
                              weights=weights)
 
@@ -283,27 +495,31 @@ class GramSolver:
 
         For one output channel with weights ``w`` (Cov = v I) the residual is
         ``w^T (Gamma - B^T G^{-1} B) w`` with ``B = T_k Gamma``, so its mean over w is
-        ``v (tr Gamma - ||L^{-1} B||_F^2)`` (``G = L L^T``). Summed over the m outputs and
-        divided by S this is the data-conditional expectation of Eq. 5.1: the empirical E
-        differs from it only by the weight-sampling noise.
+        ``v (tr Gamma - tr(G_k^{-1} T_k Gamma^2 T_k^T))``. ``Gamma^2`` is formed once per
+        solver and the factorisation of ``G_k`` is the one :meth:`solve` uses. Summed over
+        the m outputs and divided by S this is the data-conditional expectation of
+        Eq. 5.1: the empirical E differs from it only by the weight-sampling noise.
         """
-        self._check_layout(layout)
-        left, both = self._feature_grams(layout)
-        systems = self._systems(layout, both)
+        blocks, groups, batches, factors = self._prepare(layout)
+        if self._gram2 is None:
+            with _blas_limits():
+                self._gram2 = (self.data.gram @ self.data.gram).reshape(self._gram4.shape)
+        squares = _Blocks(layout, self._gram2)
         trace = float(np.trace(self.data.gram))
         total = 0.0
-        for (unknowns, size), ks in self._batches(layout, systems).items():
-            rhs = []
-            for k in ks:
-                basis, rank, _ = systems[k]
-                b4 = left[layout.uses[k]]
-                if basis is not None:
-                    b4 = np.einsum("pf,facb->pacb", basis, b4)
-                rhs.append(b4.reshape(unknowns, -1))
-            labels = [f"{layout.name} N={layout.groups} group {k}" for k in ks]
-            fit, _ = _solve_spd_batch(np.stack([systems[k][2] for k in ks]), np.stack(rhs), False, labels)
-            total += size * (len(ks) * trace - float(fit.sum()))
-        return max(weight_var * total / self.data.samples, 0.0)  # roundoff can dip below 0
+        with _blas_limits():
+            for key, ks in batches.items():
+                unknowns, size = key
+                s = []
+                for k in ks:
+                    ch, mi, basis, rank = groups[k][:4]
+                    s4 = squares.block(k, ch, mi)
+                    if basis is not None:
+                        s4 = np.einsum("pf,fagb,qg->paqb", basis, s4, basis)
+                    s.append(s4.reshape(unknowns, unknowns))
+                total += size * (len(ks) * trace - float(factors[key].trace(np.stack(s)).sum()))
+        value = max(weight_var * total / self.data.samples, 0.0)  # roundoff can dip below 0
+        return float(_to_true_units("E_W[E | data]", np.array(value), self.data.scale))
 
 
 def reference_errors(
@@ -371,6 +587,10 @@ def reference_errors(
                 )
             columns = [shifted(feats, off)[:, f].reshape(-1) for f in range(len(u)) for off in offsets]
             regressors = np.stack(columns, axis=1)
+            # unit-norm columns (zero ones dropped): lstsq's rank cut-off is then
+            # independent of the channels' scales, as the fast solver's test is
+            norms = np.sqrt(np.einsum("ij,ij->j", regressors, regressors))
+            regressors = regressors[:, norms > 0] / norms[norms > 0]
             coef, *_ = np.linalg.lstsq(regressors, target[:, outs], rcond=None)
             residual = target[:, outs] - regressors @ coef
             errors[t] += np.sum(residual**2) / samples

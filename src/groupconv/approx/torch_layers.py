@@ -26,8 +26,8 @@ import numpy as np
 from .. import _validate as v
 from ..errors import GroupConvError
 from . import theory
-from .data import DataGram, DISTRIBUTIONS, sample_data
-from .measure import ApproxResult
+from .data import DataGram, DISTRIBUTIONS, as_real_array, sample_data
+from .measure import ApproxResult, _ratio, _structures
 from .solvers import GramSolver
 from .structures import METHODS, Structure, structure
 
@@ -90,8 +90,11 @@ def layer_gram(conv, data, chunk_elements: int = 1 << 22, progress: bool = False
 
     conv = _check_conv(conv)
     dims = len(conv.kernel_size)
-    x = torch.as_tensor(np.asarray(data) if not torch.is_tensor(data) else data).detach()
-    x = x.to("cpu", torch.float64)
+    if not torch.is_tensor(data):
+        data = torch.from_numpy(as_real_array("data", data))
+    elif data.is_complex():
+        as_real_array("data", data)  # the one-line error for complex data
+    x = data.detach().to("cpu", torch.float64)
     if x.ndim != dims + 2:
         raise GroupConvError(
             f"data for a Conv{dims}d must have shape (samples, channels, *{dims} spatial dims), "
@@ -108,6 +111,10 @@ def layer_gram(conv, data, chunk_elements: int = 1 << 22, progress: bool = False
         raise GroupConvError(f"data contain {bad} non-finite values (NaN or inf)")
     if not bool(x.any()):
         raise GroupConvError("data are all zero; the approximation error would be a meaningless 0")
+    top = float(x.abs().max())
+    scale = 1.0 if 2.0**-100 <= top <= 2.0**100 else 4.0 ** min(max(round(math.log2(top)), -500), 500)
+    if scale != 1.0:
+        x = x / math.sqrt(scale)
     pads = _pads(conv)
     flat_pads = [p for pair in reversed(pads) for p in pair]  # F.pad wants the last axis first
     mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
@@ -143,6 +150,7 @@ def layer_gram(conv, data, chunk_elements: int = 1 << 22, progress: bool = False
         samples=samples,
         positions=int(positions),
         mean_sq_norm=float((x * x).sum() / samples),
+        scale=scale,
     )
 
 
@@ -291,13 +299,7 @@ def approximability_of_conv(
     conv = _check_conv(conv)
     n, m = conv.in_channels, conv.out_channels
     group_list = [groups] if isinstance(groups, (int, np.integer)) else list(groups)
-    chosen: list[Structure] = []
-    for method in methods:
-        v.one_of("method", method, METHODS)
-        chosen.extend(structure(method, v.positive_int("groups", g)) for g in group_list)
-    chosen.extend(structures)
-    if not chosen:
-        raise GroupConvError("nothing to measure: give at least one method and N, or a structure")
+    chosen = _structures(methods, group_list, structures)
     layouts = [s.layout(n, m) for s in chosen]
     kernel = tuple(conv.kernel_size)
     taps = math.prod(kernel)
@@ -334,8 +336,8 @@ def approximability_of_conv(
                 groups=layout.groups,
                 E=E,
                 E_stderr=0.0,
-                rel_E=E / (norm_w * gram.mean_sq_norm),
-                rel_output_E=E / float(fit.totals[0]) if fit.totals[0] > 0 else float("nan"),
+                rel_E=_ratio(E, norm_w * gram.mean_sq_norm * gram.scale),
+                rel_output_E=_ratio(E, float(fit.totals[0])),
                 errors=(E,),
                 unknowns=fit.unknowns,
                 rows=gram.rows,

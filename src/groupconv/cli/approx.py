@@ -84,6 +84,11 @@ def run(args: argparse.Namespace) -> int:
     if args.errors and not args.json:
         raise GroupConvError("--errors applies to the --json output only")
     kernel = as_kernel(tuple(args.kernel))
+    if len(kernel) == 2 and args.length is not None:
+        raise GroupConvError(
+            f"--kernel {kernel[0]} {kernel[1]} is 2-D but --length {args.length} is a 1-D input; "
+            f"use --size H W"
+        )
     data = _load(args.data) if args.data else None
     two_d = args.size is not None or (data is not None and data.ndim == 4)
     if two_d and len(kernel) == 1:

@@ -9,6 +9,8 @@ seed 0; see :class:`groupconv.approx.measure.ApproxConfig`), computed once and s
 * ``bgc_fig2``: Rel.E / (1 - 1/N)^p against N. The paper's text says p = 1 (GC) and
   p = 2 (BGC) while its caption says p = 2 and p = 3; the left panel uses the text's p
   (consistent with Fig. 1's slopes and the 3.83e-3 remark), the right one the caption's.
+* ``bgc_equal_cost``: BGC at N against GC at N/2 (equal parameters and MACs): the fraction
+  of output energy lost against the fraction of parameters kept; the same line for both.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from matplotlib.figure import Figure
 
 from ..approx.measure import ApproxConfig, ApproxSweep, approximability
 
-__all__ = ["FIGURES", "paper_sweeps", "make_fig1", "make_fig2", "PAPER_GROUPS"]
+__all__ = ["FIGURES", "paper_sweeps", "make_fig1", "make_fig2", "make_equal_cost", "PAPER_GROUPS"]
 
 #: N = 2^k, k = 2..6 (BGC paper Fig. 1 caption).
 PAPER_GROUPS = (4, 8, 16, 32, 64)
@@ -116,4 +118,37 @@ def make_fig2(config: ApproxConfig = ApproxConfig()) -> Figure:
     return fig
 
 
-FIGURES = {"bgc_fig1": make_fig1, "bgc_fig2": make_fig2}
+def make_equal_cost(config: ApproxConfig = ApproxConfig()) -> Figure:
+    """BGC at N against GC at N/2, the same parameters and MACs (2 K m n / N): equal error too.
+
+    Fraction of the output energy lost (``n Rel.E``) against the fraction of the dense
+    conv's parameters kept, ``f = 1/N`` for GC and ``2/N`` for BGC. Under white data the
+    exact population value is ``1 - 1/N = 1 - f`` for GC and ``1 - 2/N = 1 - f`` for BGC:
+    one line. Points: the §5.1 sweep (normal data), with its exact expectation.
+    """
+    sweep = paper_sweeps(config)["normal"]
+    n = sweep.config.in_channels
+    fig = Figure(figsize=(3.4, 2.6), layout="constrained")
+    ax = fig.subplots()
+    f = np.geomspace(1 / 80, 0.6, 100)
+    ax.plot(f, 1 - f, color="black", linewidth=0.8, label=r"white data: $1 - f$ (GC and BGC)")
+    for method, per_group in (("gc", 1), ("bgc", 2)):
+        rows = sweep.select(method)
+        frac = np.array([per_group / r.groups for r in rows])
+        ax.plot(frac, [n * r.rel_E for r in rows], linestyle="none", markersize=5,
+                fillstyle="none" if method == "bgc" else "full",
+                label=f"{_LABEL[method]}, N = 4..64", **_STYLE[method])
+        ax.plot(frac, [n * r.expected_rel_E for r in rows], linestyle="--", linewidth=0.8,
+                color=_STYLE[method]["color"],
+                label="exact E[.] (finite S, padding)" if method == "bgc" else None)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel(r"parameters kept $f$ (GC: $1/N$, BGC: $2/N$)", fontsize=8)
+    ax.set_ylabel(r"output energy lost, $n\,$Rel.$\mathcal{E}$", fontsize=8)
+    ax.set_title(f"equal cost: BGC at N = GC at N/2 (n = {n}, K = {sweep.config.taps})", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig
+
+
+FIGURES = {"bgc_fig1": make_fig1, "bgc_fig2": make_fig2, "bgc_equal_cost": make_equal_cost}
