@@ -27,7 +27,7 @@ from groupconv.design import (  # noqa: E402
     option_table,
     plan_from_table,
 )
-from groupconv.design.options import capture_inputs  # noqa: E402
+from groupconv.approx.network import capture_inputs  # noqa: E402
 from groupconv.errors import GroupConvError  # noqa: E402
 from groupconv.platform import Platform, predict  # noqa: E402
 from groupconv.platform.models import Roofline  # noqa: E402
@@ -94,7 +94,7 @@ def test_options_priced_by_hand(table):
 
 def test_layer_error_is_what_the_converted_layer_loses(model, table, data):
     """rel_output_E of an option = ||y' - y||^2 / ||y||^2 of the converted layer on its input."""
-    acts = capture_inputs(model, data, ["4"])["4"]
+    acts = capture_inputs(model, data, ["4"])["4"].float()
     for o in table.options[1][1:]:
         plan = plan_from_table(table, [0, table.options[1].index(o)], aggregate="rel_output_E")
         new, report = convert_plan(model, plan, data)

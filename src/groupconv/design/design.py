@@ -37,7 +37,7 @@ from pathlib import Path
 
 from .. import _validate as v
 from ..errors import GroupConvError
-from .options import OptionTable, capture_inputs, option_table, replacement
+from .options import OptionTable, option_table, replacement
 from .pareto import FrontPoint, pareto_front
 
 #: Error aggregates: the sum over layers of each option's ``network_E`` (the network's
@@ -420,47 +420,44 @@ def _rescore(model, data, table, front, constant, objective, max_error, max_time
 def convert_plan(model, plan: Plan, data, table: OptionTable | None = None):
     """A copy of ``model`` with every layer of ``plan`` replaced, least-squares weights for ``data``.
 
-    Each grouped layer's weights are the best GC/BGC replacement of the original layer on
-    its own input activations in the original model (the fit the option table measured);
-    the bias is kept. With a ``table`` that kept its fits (``table.weights``) nothing is
-    refitted. Returns ``(new_model, report)`` with one dict per layer (``layer, method,
-    groups, rel_output_E``; the last None when taken from the table).
+    Each grouped layer gets the best GC/BGC replacement of the original layer on its own
+    input activations in the original model, with the original bias: the layers of each
+    (method, N) of the plan are converted by :func:`groupconv.approx.network.convert_model`
+    and put into one copy. With a ``table`` that kept its fits (``table.weights``, the
+    same least-squares fits) nothing is refitted. Returns ``(new_model, report)``, one
+    dict per grouped layer (``layer, method, groups, rel_output_E``; the last None when
+    taken from the table).
     """
     import copy
 
-    from ..approx.torch_layers import approximability_of_conv
+    from ..approx.network import _set_module, convert_model
 
-    grouped = [l for l in plan.layers if l["method"] != "dense"]
     modules = dict(model.named_modules())
     for l in plan.layers:
         if l["layer"] not in modules:
             raise GroupConvError(f"the plan names layer {l['layer']!r}, which the model does not have")
+    grouped = [l for l in plan.layers if l["method"] != "dense"]
     cached = {} if table is None else table.weights
-    todo = [l for l in grouped if (l["layer"], l["method"], l["groups"]) not in cached]
-    acts = capture_inputs(model, data, [l["layer"] for l in todo]) if todo else {}
     new = copy.deepcopy(model)
-    report = []
+    report = {}
+    by_option: dict[tuple[str, int], list[str]] = {}
     for l in grouped:
-        conv = modules[l["layer"]]
         k = (l["layer"], l["method"], l["groups"])
         if k in cached:
-            _set_module(new, l["layer"], replacement(conv, l["method"], l["groups"], weights=cached[k]))
-            report.append({**l, "rel_output_E": None})
-            continue
+            conv = modules[l["layer"]]
+            _set_module(new, l["layer"], replacement(conv, l["method"], l["groups"], cached[k], l["layer"]))
+            report[l["layer"]] = {**l, "rel_output_E": None}
+        else:
+            by_option.setdefault((l["method"], l["groups"]), []).append(l["layer"])
+    for (method, groups), names in by_option.items():
         with warnings.catch_warnings():  # rank-deficient fits are noted by option_table
             warnings.filterwarnings("ignore", "the regressors are numerically rank-deficient", RuntimeWarning)
-            fit = approximability_of_conv(conv, [l["groups"]], methods=[l["method"]], data=acts[l["layer"]],
-                                          return_weights=True)
-        w = fit.weights[(l["method"], l["groups"])]
-        _set_module(new, l["layer"], replacement(conv, l["method"], l["groups"], weights=w))
-        report.append({**l, "rel_output_E": float(fit.results[0].rel_output_E)})
-    return new, report
-
-
-def _set_module(model, name: str, module) -> None:
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, child, module)
+            converted, rep = convert_model(model, data, method=method, groups=groups, layers=names)
+        for name, r in zip(rep["layer"], rep.to_dict("records")):
+            _set_module(new, name, converted.get_submodule(name))
+            report[name] = {"layer": name, "method": method, "groups": groups,
+                            "rel_output_E": float(r["rel_output_E"])}
+    return new, [report[l["layer"]] for l in grouped]
 
 
 def export_plan(model, plan: Plan, data, out_dir: str | os.PathLike[str]) -> dict[str, Path]:

@@ -13,10 +13,11 @@ group convolution (``bgc``, Eq. 3.1: a grouped conv plus a dense conv of the gro
   the small dense conv and the add);
 * its weights and MACs per frame;
 * its approximation error on the layer's **own input activations** from the user's data
-  (captured with a forward pre-hook): ``rel_output_E``, the fraction of the layer's
-  output energy the best least-squares replacement loses
-  (:func:`groupconv.approx.torch_layers.approximability_of_conv`), and ``E``, the mean
-  squared output error per sample.
+  (:func:`groupconv.approx.network.approximability_of_model`): ``rel_output_E``, the
+  fraction of the layer's output energy the best least-squares replacement loses, and
+  ``E``, the mean squared output error per sample;
+* ``network_E``: the fraction of the network's output energy on the data lost when that
+  layer alone takes the option (its least-squares weights, one forward pass).
 
 torch is imported inside the functions.
 """
@@ -37,7 +38,6 @@ __all__ = [
     "LayerOption",
     "OptionTable",
     "eligible_convs",
-    "capture_inputs",
     "check_data_fits",
     "load_data",
     "option_table",
@@ -51,17 +51,16 @@ DESIGN_METHODS: tuple[str, ...] = ("dense", "gc", "bgc")
 def eligible_convs(model) -> list[tuple[str, object]]:
     """``(name, conv)`` of every dense ``Conv2d`` of ``model`` that some N > 1 can group.
 
-    A conv is eligible when ``groups == 1`` and its in and out channels share a divisor
-    greater than 1 (depthwise and already grouped convs, and a 3-channel stem feeding
-    an odd number of filters, are left as they are).
+    The dense convs of :func:`groupconv.approx.network.eligible_convs` that are 2-D (BGC
+    is a 2-D module) and whose in and out channels share a divisor greater than 1
+    (a 3-channel stem feeding an even number of filters is left as it is).
     """
     import torch
 
-    out = []
-    for name, mod in model.named_modules():
-        if type(mod) is torch.nn.Conv2d and mod.groups == 1 and math.gcd(mod.in_channels, mod.out_channels) > 1:
-            out.append((name, mod))
-    return out
+    from ..approx.network import eligible_convs as dense_convs
+
+    return [(name, mod) for name, mod in dense_convs(model).items()
+            if isinstance(mod, torch.nn.Conv2d) and math.gcd(mod.in_channels, mod.out_channels) > 1]
 
 
 def load_data(path: str):
@@ -109,79 +108,44 @@ def check_data_fits(model, data) -> None:
         raise GroupConvError(f"data of shape {tuple(data.shape)} do not fit the model: {first}") from None
 
 
-def capture_inputs(model, data, names: Sequence[str], chunk: int = 256) -> dict[str, object]:
-    """The input activations of the named modules on ``data`` (eval mode, no grad)."""
+def _input_shapes(model, shape, names: Sequence[str]) -> dict[str, tuple[int, ...]]:
+    """The input shape of each named module when ``model`` runs on ``shape`` (on meta)."""
+    import copy
+
     import torch
 
-    modules = dict(model.named_modules())
-    store: dict[str, list] = {n: [] for n in names}
-    hooks = []
-    for n in names:
-        def hook(mod, args, n=n):
-            x = args[0].detach()
-            store[n].append(x if x.device.type == "meta" else x.to("cpu"))
-        hooks.append(modules[n].register_forward_pre_hook(hook))
-    was_training = model.training
-    model.eval()
+    meta = copy.deepcopy(model).to("meta")
+    modules = dict(meta.named_modules())
+    shapes: dict[str, tuple[int, ...]] = {}
+    def record(name):
+        def hook(mod, args):  # returns None: the inputs pass unchanged
+            shapes.setdefault(name, tuple(int(d) for d in args[0].shape))
+        return hook
+
+    hooks = [modules[n].register_forward_pre_hook(record(n)) for n in names]
     try:
         with torch.no_grad():
-            for start in range(0, data.shape[0], chunk):
-                model(data[start : start + chunk])
+            meta.eval()(torch.zeros(shape, device="meta"))
     finally:
         for h in hooks:
             h.remove()
-        model.train(was_training)
-    return {n: torch.cat(xs) for n, xs in store.items()}
+    return shapes
 
 
-def replacement(conv, method: str, groups: int, weights=None, device=None):
-    """The module that replaces ``conv`` by ``method`` with ``groups`` groups.
+def replacement(conv, method: str, groups: int, weights=None, name: str = "conv"):
+    """The module that replaces ``conv``: itself (``dense``), or the GC / BGC module of
+    :func:`groupconv.approx.network.convert_model` carrying ``weights`` (a
+    dense-equivalent ``(m, n, kh, kw)`` array; zeros when None, enough for pricing)."""
+    import numpy as np
 
-    ``dense``: a copy of the conv's shape; ``gc``: ``Conv2d(..., groups=N)`` with the
-    conv's stride, padding, dilation, padding mode and bias; ``bgc``:
-    :class:`groupconv.nn.BalancedGroupConv` whose two convs take the same geometry.
-    ``weights`` (a dense-equivalent ``(m, n, kh, kw)`` array, the least-squares
-    replacement) fills the new weights (split by
-    :func:`groupconv.approx.torch_layers.grouped_weights`); the bias is the conv's own.
-    """
-    import torch
-
-    from ..approx.torch_layers import grouped_weights
-    from ..nn import BalancedGroupConv
+    from ..approx.network import _replacement
 
     v.one_of("method", method, DESIGN_METHODS)
-    n, m = conv.in_channels, conv.out_channels
-    device = conv.weight.device if device is None else torch.device(device)
-    geo = dict(kernel_size=conv.kernel_size, stride=conv.stride, padding=conv.padding,
-               dilation=conv.dilation, padding_mode=conv.padding_mode, device=device, dtype=conv.weight.dtype)
-    bias = conv.bias is not None
     if method == "dense":
-        new = torch.nn.Conv2d(n, m, bias=bias, **geo)
-        parts = [(new, None if weights is None else weights)]
-    else:
-        groups = v.positive_int("groups", groups)
-        v.divides("groups", groups, "in_channels", n)
-        v.divides("groups", groups, "out_channels", m)
-        if method == "gc":
-            new = torch.nn.Conv2d(n, m, groups=groups, bias=bias, **geo)
-            parts = [(new, None if weights is None else grouped_weights(weights, "gc", groups))]
-        else:
-            new = BalancedGroupConv(n, m, conv.kernel_size, groups, bias=bias)
-            new.grouped = torch.nn.Conv2d(n, m, groups=groups, bias=bias, **geo)
-            new.balance = torch.nn.Conv2d(n // groups, m, bias=False, **geo)
-            if weights is not None:
-                gc, bar = grouped_weights(weights, "bgc", groups)
-                parts = [(new.grouped, gc), (new.balance, bar)]
-            else:
-                parts = []
-    with torch.no_grad():
-        for mod, w in parts:
-            if w is not None and device.type != "meta":
-                mod.weight.copy_(torch.as_tensor(w, dtype=mod.weight.dtype))
-        target = new.grouped if method == "bgc" else new
-        if bias and device.type != "meta" and conv.bias.device.type != "meta":
-            target.bias.copy_(conv.bias.detach())
-    return new
+        return conv
+    if weights is None:
+        weights = np.zeros((conv.out_channels, conv.in_channels, *conv.kernel_size))
+    return _replacement(conv, method, v.positive_int("groups", groups), weights, name)
 
 
 @dataclass(frozen=True)
@@ -347,7 +311,7 @@ def option_table(
     """
     import torch
 
-    from ..approx.torch_layers import approximability_of_conv
+    from ..approx.network import approximability_of_model
 
     for method in methods:
         v.one_of("method", method, ("gc", "bgc"))
@@ -362,14 +326,27 @@ def option_table(
     convs = eligible_convs(model)
     if not convs:
         raise GroupConvError("the model has no eligible conv (a dense Conv2d whose in and out channels share a divisor > 1)")
-    # the shape of each conv's input at the priced input shape (a meta trace with hooks)
-    meta_inputs = capture_inputs(_on_meta(model), torch.zeros(shape, device="meta"), [n for n, _ in convs])
-    activations = capture_inputs(model, data, [n for n, _ in convs])
+    names = [n for n, _ in convs]
+    candidates = {n: _candidate_groups(conv, groups) for n, conv in convs}
+    all_n = sorted({g for opts in candidates.values() for g in opts})
+    # every conv's approximability on its own input activations from the data (one capture)
+    approx = None
+    if all_n and methods:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
+            approx = approximability_of_model(model, data, methods=tuple(methods), groups=all_n,
+                                              layers=[n for n in names if candidates[n]], return_weights=True)
+        deficient = sorted({str(w.message).split(" group ")[0] for w in caught if "rank-deficient" in str(w.message)})
+        for w in caught:
+            if "rank-deficient" not in str(w.message):
+                warnings.warn(w.message, w.category, stacklevel=2)
+    else:
+        deficient = []
+    shapes = _input_shapes(model, shape, names)  # each conv's input at the priced shape
     base_t, base_e, unmeasured = _price(platform, model, shape)
     notes = set(unmeasured)
     reference = _outputs(model, data) if network else None
     rows = []
-    deficient: list[str] = []
     fitted: dict = {}
     steps = convs
     if progress:
@@ -377,42 +354,31 @@ def option_table(
 
         steps = tqdm(convs, desc="layers", unit="conv")
     for name, conv in steps:
-        in_shape = tuple(meta_inputs[name].shape)
-        opts = _candidate_groups(conv, groups)
-        t, e, un = _price(platform, replacement(conv, "dense", 1, device="meta"), in_shape)
+        in_shape = shapes[name]
+        t, e, un = _price(platform, conv, in_shape)
         notes.update(un)
         w = int(conv.weight.numel())
         out_hw = _out_positions(conv, in_shape[2:])
         row = [LayerOption(name, "dense", 1, t, e, w, w * out_hw, 0.0, 0.0, 0.0 if network else None)]
-        chosen = [mth for mth in methods if opts]
-        approx = None
-        if chosen:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", RuntimeWarning)
-                approx = approximability_of_conv(conv, opts, methods=chosen, data=activations[name],
-                                                 return_weights=network)
-            if any("rank-deficient" in str(w.message) for w in caught):
-                deficient.append(name)
-            for w in caught:
-                if "rank-deficient" not in str(w.message):
-                    warnings.warn(w.message, w.category, stacklevel=2)
-        for r in approx.results if approx else ():
-            rep = replacement(conv, r.method, r.groups, device="meta")
+        for r in (approx.rows if approx is not None else ()):
+            if r["layer"] != name or r["groups"] not in candidates[name]:
+                continue
+            weights = approx.weights[(name, r["method"], r["groups"])]
+            rep = replacement(conv, r["method"], r["groups"], weights=weights, name=name)
             t, e, un = _price(platform, rep, in_shape)
             notes.update(un)
             p = sum(int(mod.weight.numel()) for mod in rep.modules() if isinstance(mod, torch.nn.Conv2d))
             net_e = None
             if network:
-                fitted[(name, r.method, int(r.groups))] = approx.weights[(r.method, r.groups)]
-                swap = replacement(conv, r.method, r.groups, weights=approx.weights[(r.method, r.groups)])
-                net_e = _network_error(model, conv, swap, data, reference)
-            row.append(LayerOption(name, r.method, int(r.groups), t, e, p, p * out_hw,
-                                   float(r.rel_output_E), float(r.E), net_e))
+                fitted[(name, r["method"], int(r["groups"]))] = weights
+                net_e = _network_error(model, conv, rep, data, reference)
+            row.append(LayerOption(name, r["method"], int(r["groups"]), t, e, p, p * out_hw,
+                                   float(r["rel_output_E"]), float(r["E"]), net_e))
         rows.append(tuple(row))
     base_params = sum(int(p.numel()) for p in model.parameters())
     msgs = tuple(f"kernel {k} was never measured on this platform: priced from the roofline" for k in sorted(notes))
     if deficient:
-        msgs += (f"{', '.join(deficient)}: rank-deficient regressors (dead or constant input channels); "
+        msgs += (f"{'; '.join(deficient)}: rank-deficient regressors (dead or constant input channels); "
                  "the least-squares fits used a pseudo-inverse",)
     return OptionTable(
         layers=tuple(n for n, _ in convs), options=tuple(rows), input_shape=tuple(shape),
@@ -457,9 +423,3 @@ def _out_positions(conv, spatial: Sequence[int]) -> int:
     from ..approx.torch_layers import _positions
 
     return _positions(conv, tuple(int(s) for s in spatial))
-
-
-def _on_meta(model):
-    import copy
-
-    return copy.deepcopy(model).to("meta")
