@@ -252,13 +252,14 @@ def main(argv=None) -> int:
                                                 indent=1) + "\n")
     table.to_frame().to_csv(out / "options.csv", index=False)
     front_figure(result, out_dir=out, name="design_front")
-    measured_figure(budgets["rescored"], best, done, out)
+    measured_figure(brow, rows, out)
     log(json.dumps(summary, indent=2))
     return 0
 
 
-def measured_figure(budgets, best, done, out: Path) -> None:
-    """Measured time against test error after the fine-tune: designed vs constant plans."""
+def measured_figure(brow, rows, out: Path) -> None:
+    """Per budget: test error of the designed plan and of the best constant plan within it
+    (after conversion, after the fine-tune); and measured against predicted time."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -266,29 +267,44 @@ def measured_figure(budgets, best, done, out: Path) -> None:
 
     from groupconv.figures._save import save_figure
 
+    bs = sorted((b for b in brow if b["rule"] == "rescored"), key=lambda b: b["max_time_s"])
+    x = [b["max_time_s"] * 1e3 for b in bs]
     with plt.rc_context({"font.size": 7, "legend.fontsize": 6.5}):
-        fig, axes = plt.subplots(1, 2, figsize=(3.4, 2.2), sharey=False, layout="constrained")
-        styles = {"gc": ("o", "tab:blue", "GC const. N"), "bgc": ("s", "tab:orange", "BGC const. N"),
-                  "e2gc": ("^", "tab:green", "E2GC const. G")}
-        for ax, col, title in ((axes[0], "test_error_converted", "after conversion"),
-                               (axes[1], "test_error_finetuned", "after fine-tune")):
-            seen = set()
-            for c, d in budgets:
-                kind = c.label.split()[0]
-                m, color, lab = styles[kind]
-                ax.plot(best[key(c)] * 1e3, 100 * done[key(c)][col], m, mfc="none", color=color, ms=4,
-                        label=None if kind in seen else lab)
-                seen.add(kind)
-            ds = sorted({key(d) for _, d in budgets}, key=lambda k: best[k])
-            ax.plot([best[k] * 1e3 for k in ds], [100 * done[k][col] for k in ds], "*-", color="tab:red", ms=5,
-                    lw=0.7, label="designed")
+        fig, axes = plt.subplots(1, 2, figsize=(3.4, 2.0), sharey=True, layout="constrained")
+        for ax, stage, title in ((axes[0], "converted", "after conversion"), (axes[1], "finetuned", "after fine-tune")):
+            ax.plot(x, [100 * b[f"best_constant_test_error_{stage}"] for b in bs], "o", mfc="none", ms=4,
+                    color="tab:blue", label="best constant plan")
+            ax.plot(x, [100 * b[f"designed_test_error_{stage}"] for b in bs], "*", ms=4, color="tab:red",
+                    label="designed")
+            ax.set_yscale("log")
             ax.set_title(title, fontsize=7)
-            ax.set_xlabel("measured time (ms)")
+            ax.set_xlabel("budget: predicted time (ms)")
             ax.grid(alpha=0.3, lw=0.4)
         axes[0].set_ylabel("test error (%)")
         axes[1].legend(frameon=False, fontsize=6)
-        save_figure(fig, out, "design_measured")
-        fig.savefig(out / "design_measured.pdf", bbox_inches="tight", metadata={"CreationDate": None, "Producer": None})
+        save_figure(fig, out, "design_budgets")
+        fig.savefig(out / "design_budgets.pdf", bbox_inches="tight", metadata={"CreationDate": None, "Producer": None})
+        plt.close(fig)
+
+        fig, ax = plt.subplots(figsize=(3.4, 2.4), layout="constrained")
+        styles = {"gc": ("o", "tab:blue"), "bgc": ("s", "tab:orange"), "e2gc": ("^", "tab:green"),
+                  "designed": ("*", "tab:red"), "dense": ("D", "k")}
+        seen = set()
+        for r in rows:
+            kind = r["plan"].split()[0]
+            m, c = styles.get(kind, ("x", "0.5"))
+            ax.plot(r["predicted_time_s"] * 1e3, r["measured_time_s"] * 1e3, m, mfc="none", color=c, ms=4,
+                    label=None if kind in seen else kind)
+            seen.add(kind)
+        lo = min(min(r["predicted_time_s"], r["measured_time_s"]) for r in rows) * 1e3 * 0.9
+        hi = max(max(r["predicted_time_s"], r["measured_time_s"]) for r in rows) * 1e3 * 1.1
+        ax.plot([lo, hi], [lo, hi], "-", color="0.6", lw=0.6, label="measured = predicted")
+        ax.set_xlabel("predicted time per frame (ms)")
+        ax.set_ylabel("measured time per frame (ms)")
+        ax.legend(frameon=False, fontsize=6)
+        ax.grid(alpha=0.3, lw=0.4)
+        save_figure(fig, out, "design_time")
+        fig.savefig(out / "design_time.pdf", bbox_inches="tight", metadata={"CreationDate": None, "Producer": None})
         plt.close(fig)
 
 

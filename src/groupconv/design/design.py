@@ -254,17 +254,10 @@ def design(
 
     Parameters
     ----------
-    model : torch.nn.Module
-        A trained network (not modified).
-    platform : groupconv.platform.Platform
-    data : torch.Tensor
-        Model inputs ``(samples, ...)``: each conv's error is measured on its own input
-        activations from them.
-    methods : sequence of {"gc", "bgc"}
-    groups : iterable of int, optional
-        The N to consider (default: every divisor > 1 of each layer's channels).
-    input_shape : sequence of int, optional
-        What the platform prices, batch first (default ``(1, *data.shape[1:])``).
+    model, platform, data, methods, groups, input_shape :
+        As for :func:`~groupconv.design.options.option_table` (the trained model, the
+        platform file's value, the model inputs, the options considered and the priced
+        input shape).
     max_error, max_time_s, max_params : optional
         Budgets (see the module docstring). ``max_time_s`` is a time budget, so the
         front is then of time.

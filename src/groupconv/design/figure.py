@@ -46,6 +46,7 @@ def front_figure(result, out_dir: str | Path | None = None, name: str = "design_
         if result.chosen is not None:
             c = result.chosen
             ax.plot(c.cost(objective) * scale, c.error, "*", color="tab:red", ms=8, label="chosen", zorder=4)
+        ax.set_yscale("symlog", linthresh=1e-3)
         ax.set_xlabel(f"predicted {'time' if objective == 'time_s' else 'energy'} per frame ({unit})")
         ax.set_ylabel("total error (sum of " + ("network" if result.aggregate == "network_E" else "layer")
                       + " output E)")
