@@ -53,3 +53,37 @@ def test_missing_platform_file_is_named(capsys):
     assert main(["recommend", "mobilenet_v1", "--platform", "/nonexistent/p.json"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("groupconv: error: ") and "p.json" in err and len(err.strip().splitlines()) == 1
+
+
+def _roofline_platform(path):
+    """A platform file with roofline constants only (every op priced from the roofline)."""
+    platform = pytest.importorskip("groupconv.platform")
+    p = platform.Platform(device="cpu", metadata={"threads": 1, "dtype": "float32"},
+                          roofline=platform.Roofline(50e9, 20e9, 5e-6), time_models={})
+    return p.save(path)
+
+
+def test_platform_file_roofline_only(tmp_path, capsys):
+    """On a pure roofline, fewer weights never cost more time: unbudgeted, depthwise
+    everywhere is optimal, and the reported time is the platform's prediction of that network."""
+    pytest.importorskip("torch")
+    import warnings
+
+    from groupconv.networks import build_module
+    from groupconv.networks.catalogue import grouped_channels
+    from groupconv.platform import Platform, predict
+
+    path = _roofline_platform(tmp_path / "roof.json")
+    assert main(["recommend", "mobilenet_v1", "--platform", str(path), "--batch", "2", "--image-size", "96",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["groups"] == list(grouped_channels("mobilenet_v1"))
+    assert out["energy_J"] is None and out["objective"] == "time_s"
+    module = build_module("mobilenet_v1", "e2gc", 1, groups=out["groups"], device="meta")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = predict(Platform.load(path), module, (2, 3, 96, 96)).time_s
+    assert out["time_s"] == pytest.approx(expected)
+    assert any("never measured" in n for n in out["notes"])
+    # every variant priced the same way is no faster than the recommendation
+    assert all(out["time_s"] <= row["cost"] + 1e-12 for row in out["variants"])

@@ -55,9 +55,9 @@ def test_table_ii_closed_forms(m, n, k, d, g):
 
 def test_batch_aware_intensity_reads_weights_once_per_batch():
     layer = ConvLayer(64, 64, 3, 14, 14, groups=4, batch=16)
-    assert layer.elements_moved == layer.params + 16 * layer.activations
+    assert layer.elements_moved == layer.total_params + 16 * layer.activations
     assert layer.arithmetic_intensity == pytest.approx(
-        16 * layer.macs / (layer.params + 16 * layer.activations)
+        16 * layer.macs / (layer.total_params + 16 * layer.activations)
     )
     assert layer.bytes_moved("float16") == 2 * layer.elements_moved
 
@@ -65,7 +65,11 @@ def test_batch_aware_intensity_reads_weights_once_per_batch():
 def test_linear_layer_counts():
     fc = ConvLayer.linear(1024, 1000)
     assert fc.macs == 1024 * 1000
-    assert fc.params == 1024 * 1000 + 1000
+    # params = weights only since operator-level counting made it mean one thing
+    # everywhere (Network.params, ModelCount.params); the bias is apart
+    assert fc.params == 1024 * 1000 and fc.bias_params == 1000
+    assert fc.total_params == 1024 * 1000 + 1000
+    assert fc.elements_moved == fc.total_params + fc.activations  # the bias is still read
 
 
 @pytest.mark.parametrize(

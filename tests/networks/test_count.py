@@ -55,7 +55,8 @@ def test_small_layers_against_flop_counter_and_parameters(case):
     # params = weights only (the E2GC convention, as Network.params); biases apart
     assert count.params == module.weight.numel()
     assert count.params + count.bias_params == count.total_params == sum(p.numel() for p in module.parameters())
-    assert count.layers[0].params == count.total_params  # ConvLayer.params: weights + bias
+    assert count.layers[0].params == count.params  # ConvLayer.params: weights, as the model's
+    assert count.layers[0].total_params == count.total_params
 
 
 def test_depthwise_counts_by_hand():

@@ -85,3 +85,122 @@ def test_cli_process_exit_code_and_no_torch():
     ok = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert json.loads(ok.stdout)["macs"] == build_network("resnext50", "e2gc", 4).macs
     assert ok.stderr.strip() == "False"
+
+
+# --- any torch model, traced at the operator level -------------------------------------
+MODEL_FILE = '''
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        return self.fc(self.conv(x).mean(dim=(2, 3)))
+
+
+class Spectral(nn.Module):
+    def forward(self, x):
+        return torch.fft.rfft(x).abs()
+
+
+def build():
+    return Net()
+
+
+class Pair(nn.Module):
+    def forward(self, a, b):
+        return a @ b
+
+
+def spectral():
+    return Spectral()
+
+
+def pair():
+    return Pair()
+'''
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    path = tmp_path / "user_model.py"
+    path.write_text(MODEL_FILE)
+    return path
+
+
+def test_file_factory_json(model_file, capsys):
+    assert main(["count", f"{model_file}:build", "--input-shape", "2,3,8,8", "--json"]) == 0
+    out = capsys.readouterr()
+    data = json.loads(out.out)
+    assert out.err == ""
+    # conv 3 -> 8, 3x3 on 8x8: 8 * 64 * 27; fc 8 -> 4: 32 (per frame, batch 2)
+    assert data["macs"] == 8 * 64 * 27 + 32 and data["flops"] == 2 * data["macs"]
+    assert data["batch"] == 2 and data["params"] == 8 * 27 + 32 and data["total_params"] == 8 * 27 + 32 + 4
+    assert {"bytes", "unsupported", "ops", "layers", "op_types"} <= set(data)
+    assert [layer["name"] for layer in data["layers"]] == ["conv", "fc"]
+    assert sum(op["macs"] for op in data["ops"]) == 2 * data["macs"]
+
+
+def test_package_factory_and_several_shapes(model_file, capsys):
+    assert main(["count", "torch.nn:Bilinear", "--input-shape", "3,4"]) == 2  # Bilinear() needs arguments
+    assert "Bilinear" in capsys.readouterr().err
+    assert main(["count", "torch.nn:Identity", "--input-shape", "3,4", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["input_shapes"] == [[3, 4]] and data["macs"] == 0 and data["bytes"] == 0
+    assert main(["count", f"{model_file}:pair", "--input-shape", "3,4", "--input-shape", "4,5", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["input_shapes"] == [[3, 4], [4, 5]] and data["macs"] * 3 == 3 * 4 * 5  # mm (3, 4) x (4, 5)
+
+
+def test_tree_table_and_unsupported_warning(model_file, capsys):
+    assert main(["count", f"{model_file}:build", "--input-shape", "2,3,8,8", "--depth", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "  conv" in out and "  fc" in out and "op class" in out
+    assert main(["count", f"{model_file}:spectral", "--input-shape", "2,8"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("groupconv: warning:") and "aten._fft_r2c.default x1" in err[0]
+
+
+def test_csv_tables(model_file, capsys):
+    assert main(["count", f"{model_file}:build", "--input-shape", "2,3,8,8", "--csv", "layers"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("name,kind,") and [line.split(",")[0] for line in lines[1:]] == ["conv", "fc"]
+    assert main(["count", f"{model_file}:build", "--input-shape", "2,3,8,8", "--csv", "ops"]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert rows[0].startswith("op,op_class,module") and any(",conv," in row for row in rows[1:])
+    assert main(["count", f"{model_file}:build", "--input-shape", "2,3,8,8", "--csv", "ops", "--json"]) == 2
+    assert "choose one" in capsys.readouterr().err
+
+
+def test_catalogue_traced_keeps_the_paper_counts(capsys):
+    assert main(["count", "resnext50", "--variant", "fggc", "--group", "32", "--trace", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    net = build_network("resnext50", "fggc", 32)
+    assert (data["macs"], data["params"], data["total_params"]) == (net.macs, net.params, net.total_params)
+    assert data["bytes"] > 0 and data["unsupported"] == {}
+
+
+@pytest.mark.parametrize(
+    "argv,fragment",
+    [
+        (["{f}:build", "--input-shape", "2,5,8,8"], "(2, 5, 8, 8)"),
+        (["{f}:build"], "--input-shape"),
+        (["{f}:nothing", "--input-shape", "2,3,8,8"], "'nothing'"),
+        (["no_such_file.py:build", "--input-shape", "2,3,8,8"], "no_such_file.py"),
+        (["no_such_package.mod:build", "--input-shape", "2,3,8,8"], "no_such_package"),
+        (["{f}:build", "--input-shape", "2,3,8,8", "--input-dtype", "floaty"], "'floaty'"),
+        (["mobilenet_v1", "--trace"], "--variant"),
+    ],
+)
+def test_model_errors_exit_2_with_one_line(argv, fragment, model_file, capsys):
+    argv = [a.replace("{f}", str(model_file)) for a in argv]
+    assert main(["count", *argv]) == 2
+    out = capsys.readouterr()
+    lines = out.err.strip().splitlines()
+    assert out.out == "" and len(lines) == 1 and lines[0].startswith("groupconv: error:")
+    assert fragment in lines[0]

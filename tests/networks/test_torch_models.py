@@ -125,3 +125,16 @@ def test_importing_torch_models_does_not_import_torch():
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert out.stdout.strip() == "False"
+
+
+def test_resnext101_32x8d_is_torchvisions():
+    """The generalised ResNeXt builder at depth 101, width 8: torchvision's published figures
+    (88,791,336 parameters; 16.41 G "FLOPS", which torchvision counts as MACs)."""
+    from groupconv.networks import count_module
+    from groupconv.networks.torch_models import resnext101_32x8d
+
+    module = resnext101_32x8d(device="meta")
+    assert sum(p.numel() for p in module.parameters()) == 88_791_336
+    count = count_module(module, input_shape(1))
+    assert round(count.macs / 1e9, 2) == 16.41
+    assert len([layer for layer in count.layers if layer.groups == 32]) == 33  # one 3x3 per bottleneck

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
@@ -226,6 +228,35 @@ def test_flop_counter_agrees_on_the_catalogue(arch, variant, group):
     assert count_module(module, input_shape(2)).macs * 2 == _flop_counter_macs(module, input_shape(2), {})
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    dims=st.integers(1, 3), groups=st.integers(1, 3), cin=st.integers(1, 2), cout=st.integers(1, 2),
+    k=st.integers(1, 3), stride=st.integers(1, 3), size=st.integers(1, 5), batch=st.integers(1, 2),
+    transposed=st.booleans(), data=st.data(),
+)
+def test_random_convs_of_any_rank(dims, groups, cin, cout, k, stride, size, batch, transposed, data):
+    """Conv1/2/3d and ConvTranspose1/2/3d, grouped and strided: hand formula == FlopCounterMode / 2."""
+    m, n = groups * cin, groups * cout
+    if transposed:
+        output_padding = data.draw(st.integers(0, stride - 1))
+        cls = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)[dims - 1]
+        conv = cls(m, n, k, stride=stride, groups=groups, output_padding=output_padding, device="meta")
+        expected = m * size**dims * cout * k**dims  # each input point scatters (n / g) k^d weights
+    else:
+        if size < k:
+            return
+        cls = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[dims - 1]
+        conv = cls(m, n, k, stride=stride, groups=groups, device="meta")
+        out = (size - k) // stride + 1
+        expected = n * out**dims * cin * k**dims  # each output point: (m / g) k^d terms
+    shape = (batch, m, *([size] * dims))
+    count = count_module(conv, shape)
+    assert count.macs == expected
+    assert count.macs * batch == _flop_counter_macs(conv, shape, {})
+    assert count.layers[0].macs * count.layers[0].batch == count.macs * batch
+    assert count.params == conv.weight.numel()
+
+
 # --- bytes ----------------------------------------------------------------------------
 def test_bytes_of_conv_bn_relu_by_hand():
     """Sum of input and output tensor sizes, op by op, float32 (4 bytes)."""
@@ -233,11 +264,15 @@ def test_bytes_of_conv_bn_relu_by_hand():
     count = count_module(model, (1, 3, 8, 8))
     x, w, y = 3 * 64, 8 * 27, 8 * 64  # input, weights, each activation map
     conv = (x + w) + y
-    bn = (y + 4 * 8) + y + 2 * 8  # reads y, weight, bias, running mean and var; writes out (+ the meta
-    #                              kernel's saved mean and invstd, 8 each)
+    bn = (y + 4 * 8) + y  # reads y, weight, bias, running mean and var; writes its output
     relu = y + y
     assert count.bytes == 4 * (conv + bn + relu)
     assert count.bytes_read == 4 * (x + w + y + 32 + y)
+    assert count_module(model, torch.randn(1, 3, 8, 8), device=None).bytes == count.bytes  # real CPU kernels
+    # training: batch norm also writes its batch mean and invstd (8 each) and the running
+    # mean and variance it updates in place (8 each); num_batches_tracked += 1 reads and
+    # writes one int64 (8 bytes each)
+    assert count_module(model, (1, 3, 8, 8), training=True).bytes == 4 * (conv + bn + 4 * 8 + relu) + 16
 
 
 def test_bytes_of_linear_and_views_by_hand():
@@ -288,6 +323,16 @@ def test_tied_weights_are_counted_once():
     assert count.batch == 2
 
 
+def test_parameters_sharing_one_storage_are_counted_once():
+    first = nn.Linear(4, 4, bias=False)
+    second = nn.Linear(4, 4, bias=False)
+    second.weight = nn.Parameter(first.weight.data)  # another Parameter object, the same memory
+    model = nn.Sequential(first, second)
+    assert sum(p.numel() for p in model.parameters()) == 32  # torch counts it twice
+    count = count_module(model, (1, 4))
+    assert count.total_params == count.params == 16 and count.macs == 2 * 16
+
+
 def test_token_ids_and_keyword_mask():
     model = TiedLM()
     ids, mask = torch.randint(0, 50, (2, 7)), torch.ones(2, 7)
@@ -303,6 +348,39 @@ def test_forward_called_directly_and_keywords_are_counted():
     assert count.macs == 6 * 4 and count.params == 24 and count.bias_params == 4
     assert count.uncalled_modules == ("inner",)  # its hooks never fired; its ops are under the caller
     assert {o.module for o in count.ops} == {""}
+
+
+class Distances(nn.Module):
+    def forward(self, a, b):
+        return torch.cdist(a, b) + torch.cdist(a, b, p=1)
+
+
+class TBC(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w, self.b = nn.Parameter(torch.randn(3, 4, 6)), nn.Parameter(torch.randn(6))
+
+    def forward(self, x):
+        return torch.conv_tbc(x, self.w, self.b)
+
+
+@pytest.mark.parametrize(
+    "model,inputs,batch,expected",
+    [
+        # nn.Bilinear(4, 5, 6) on 3 rows: out_o = sum_ij x1_i W_oij x2_j, 6 * 4 * 5 terms per row
+        (nn.Bilinear(4, 5, 6), [(3, 4), (3, 5)], None, 6 * 4 * 5),
+        # two cdists of 30 x 40 rows with 8 features, per item: 2 * 30 * 40 * 8
+        (Distances(), [(2, 30, 8), (2, 40, 8)], None, 2 * 30 * 40 * 8),
+        # conv_tbc on (T=10, B=2, C=4), batch declared (it is dim 1): k 3, no padding ->
+        # 8 steps, 4 -> 6 channels: 8 * 6 * 4 * 3 per item
+        (TBC(), (10, 2, 4), 2, 8 * 6 * 4 * 3),
+    ],
+)
+def test_other_multiply_accumulate_ops(model, inputs, batch, expected):
+    """Ops FlopCounterMode counts as 0 (bilinear, cdist, conv_tbc) have formulas here."""
+    count = count_module(model, inputs, batch=batch)
+    assert count.unsupported == {}
+    assert count.macs == expected
 
 
 def test_unsupported_ops_are_listed_with_their_counts():
@@ -342,6 +420,15 @@ def test_backward_is_tagged():
     assert forward == 3 * (4 * 8 + 8 * 2)
     # grad of weights for both layers, grad of the input of the second only (x needs none)
     assert backward == 3 * (4 * 8 + 8 * 2) + 3 * 8 * 2
+    assert all(o.layer is None for o in count.ops if o.phase == "backward")
+
+
+def test_grouped_conv_backward_keeps_its_groups():
+    conv = nn.Conv2d(8, 8, 3, padding=1, groups=4)
+    count = count_module(conv, (1, 8, 5, 5), backward=True)
+    (bw,) = [o for o in count.ops if o.op == "aten.convolution_backward.default"]
+    # grad of the weight only (the input needs none): one forward conv, 8 * 25 * 2 * 9
+    assert bw.groups == 4 and bw.macs == 8 * 25 * 2 * 9
 
 
 def test_the_model_is_not_modified():
@@ -353,6 +440,27 @@ def test_the_model_is_not_modified():
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
+def test_a_real_run_leaves_no_gradients_or_running_stats_behind():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 36, 2))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    count = count_module(model, torch.randn(2, 3, 8, 8), device=None, backward=True)
+    assert any(o.phase == "backward" for o in count.ops)
+    assert all(p.grad is None for p in model.parameters())
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_data_dependent_models_are_pointed_to_a_real_device():
+    class DataDependent(nn.Module):
+        def forward(self, x):
+            return x[: int(x.sum().item()) % 2 + 1]
+
+    with pytest.raises(GroupConvError, match="device=None") as info:
+        count_module(DataDependent(), (3, 4))
+    assert "\n" not in str(info.value)
+    assert count_module(DataDependent(), torch.ones(3, 4), device=None).macs == 0
+
+
 def test_a_shape_that_does_not_fit_is_one_line():
     with pytest.raises(GroupConvError) as info:
         count_module(nn.Conv2d(3, 4, 3), (1, 5, 8, 8))
@@ -361,3 +469,33 @@ def test_a_shape_that_does_not_fit_is_one_line():
         count_module(nn.Conv2d(3, 4, 3), None)
     with pytest.raises(GroupConvError, match="kwargs"):
         count_module(nn.Conv2d(3, 4, 3), (1, 3, 8, 8), kwargs=[1])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("backend", ["FLASH_ATTENTION", "EFFICIENT_ATTENTION", "MATH"])
+def test_sdpa_cuda_backends_count_the_matmul_form(backend):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    q, k, v = (torch.randn(2, 4, 64, 32, device="cuda", dtype=torch.float16) for _ in range(3))
+    with sdpa_kernel(getattr(SDPBackend, backend)):
+        count = count_module(SDPA(), (q, k, v), device=None)
+    assert count.macs == 4 * 64 * 64 * (32 + 32) and count.unsupported == {}
+
+
+def test_a_broadcast_weight_is_read_once():
+    """F.linear on a non-contiguous 3-D input runs bmm on the weight expanded over the batch
+    (stride 0): the weight is read once, not once per batch row."""
+
+    class Transposed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(6, 5, bias=False)
+
+        def forward(self, x):
+            return self.fc(x.transpose(0, 1))  # (3, 2, 6): not contiguous
+
+    count = count_module(Transposed(), (2, 3, 6))
+    mms = [o for o in count.ops if o.macs]
+    assert count.macs * 2 == 3 * 2 * 6 * 5
+    assert sum(o.bytes_read for o in mms) == 4 * (2 * 3 * 6 + 6 * 5)  # x once and W once
+    assert count.params == 30

@@ -4,11 +4,13 @@ Counting conventions (used everywhere in groupconv):
 
 * ``macs``: multiply-accumulate operations, one multiply-add = 1 MAC, **per frame**
   (one input image). ``flops = 2 * macs``.
-* ``params``: weights (+ bias when ``bias=True``).
+* ``params``: weights only, n (m / g) d_k^2 (E2GC Table II's P), the same meaning as
+  :attr:`groupconv.networks.Network.params` and ``ModelCount.params``; the bias is
+  ``bias_params`` and ``total_params = params + bias_params``.
 * ``activations``: input plus output feature-map elements, **per frame**
   (E2GC Table I: A = (n + m) h w when input and output have the same size).
-* Memory traffic: weights are read once per batch, activations once per frame, so a
-  batch of B frames moves ``params + B * activations`` elements. The arithmetic
+* Memory traffic: weights (and bias) are read once per batch, activations once per
+  frame, so a batch of B frames moves ``total_params + B * activations`` elements. The arithmetic
   intensity is then ``B * macs / (params + B * activations)``, which is the paper's
   AI = M_c / (P + A) (E2GC Table I/II) at B = 1.
 
@@ -67,7 +69,8 @@ class ConvLayer:
     batch : int
         Frames per batch B (weights are read once per batch).
     bias : bool
-        Whether the layer has a bias (counted in ``params``, not in ``macs``).
+        Whether the layer has a bias (in ``bias_params`` and ``total_params``, not in
+        ``params`` or ``macs``).
     in_height, in_width : int, optional
         Input size; defaults to ``out_height * stride`` and ``out_width * stride``
         ("same" padding).
@@ -159,8 +162,18 @@ class ConvLayer:
 
     @property
     def params(self) -> int:
-        """Weights plus bias."""
-        return self.weight_params + (self.out_channels if self.bias else 0)
+        """Weights only (E2GC Table II, P); the same as :attr:`weight_params`."""
+        return self.weight_params
+
+    @property
+    def bias_params(self) -> int:
+        """The bias, ``out_channels`` when ``bias=True``, else 0."""
+        return self.out_channels if self.bias else 0
+
+    @property
+    def total_params(self) -> int:
+        """Weights plus bias: every parameter of the layer."""
+        return self.weight_params + self.bias_params
 
     @property
     def macs(self) -> int:
@@ -187,8 +200,8 @@ class ConvLayer:
 
     @property
     def elements_moved(self) -> int:
-        """Elements read/written per batch: params once, activations once per frame."""
-        return self.params + self.batch * self.activations
+        """Elements read/written per batch: weights and bias once, activations once per frame."""
+        return self.total_params + self.batch * self.activations
 
     def bytes_moved(self, dtype: str | int = "float32") -> int:
         """Bytes moved per batch for ``dtype`` (a name such as ``"float16"`` or a byte count)."""
@@ -196,7 +209,7 @@ class ConvLayer:
 
     @property
     def arithmetic_intensity(self) -> float:
-        """MACs per element moved, B*M_c / (P + B*A); the paper's M_c/(P+A) at B = 1."""
+        """MACs per element moved, B*M_c / (P + b + B*A) (b: bias); the paper's M_c/(P+A) at B = 1."""
         return self.batch * self.macs / self.elements_moved
 
     # --- variants -------------------------------------------------------------------
@@ -222,6 +235,7 @@ class ConvLayer:
             "stride": self.stride,
             "batch": self.batch,
             "params": self.params,
+            "bias_params": self.bias_params,
             "macs": self.macs,
             "activations": self.activations,
             "arithmetic_intensity": self.arithmetic_intensity,

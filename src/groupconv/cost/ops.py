@@ -25,7 +25,8 @@ Conventions
   op reads each tensor argument once and writes each output once; an in-place op
   (``add_``) reads its target and writes it. Exceptions written out in
   :func:`op_bytes`: ``copy_`` reads only its source, ``fill_``/``zero_`` only write,
-  ``embedding``/``index_select``/``gather`` read only the rows they gather.
+  ``embedding``/``index_select``/``gather`` read only the rows they gather; batch norm in
+  eval writes only its output, in training also its running statistics.
 
 Nothing here imports torch.
 """
@@ -61,10 +62,17 @@ OP_CLASSES = (
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """A tensor as the formulas see it: shape and bytes per element (no data)."""
+    """A tensor as the formulas see it: shape and bytes per element (no data).
+
+    ``stored`` is the number of distinct elements in memory when it is smaller than the
+    shape says (a broadcast view made by ``expand`` has stride 0 along the broadcast
+    dimensions: ``F.linear`` on a 3-D input hands ``bmm`` its weight expanded over the
+    batch, which is read once, not once per batch item).
+    """
 
     shape: tuple[int, ...]
     itemsize: int = 4
+    stored: int | None = None
 
     @property
     def numel(self) -> int:
@@ -72,7 +80,8 @@ class TensorSpec:
 
     @property
     def nbytes(self) -> int:
-        return self.numel * self.itemsize
+        """Bytes in memory: distinct elements times bytes per element."""
+        return (self.numel if self.stored is None else self.stored) * self.itemsize
 
 
 @dataclass(frozen=True)
@@ -255,6 +264,38 @@ def _mkldnn_rnn_layer(args, outs) -> int:
     return steps * (math.prod(w_ih) + math.prod(w_hh))
 
 
+def _trilinear(args, outs) -> int:
+    # _trilinear(i1, i2, i3, expand1, expand2, expand3, sumdim, unroll_dim): the three
+    # inputs, unsqueezed at their expand dims, are broadcast together, multiplied and
+    # summed over sumdim: one MAC per term of the broadcast product (nn.Bilinear:
+    # batch * out * in1 * in2).
+    shapes = []
+    for spec, expand in zip(args[:3], args[3:6]):
+        shape = list(spec.shape)
+        for d in sorted(expand):
+            shape.insert(d, 1)
+        shapes.append(shape)
+    rank = max(len(sh) for sh in shapes)
+    return math.prod(max(sh[d] if d < len(sh) else 1 for sh in shapes) for d in range(rank))
+
+
+def _pairwise_distance(args, outs) -> int:
+    # _cdist_forward / _euclidean_dist (x1 (..., P, M), x2 (..., R, M)): one
+    # (difference-)multiply-accumulate per pair of rows per feature
+    return outs[0].numel * args[0].shape[-1]
+
+
+def _conv_tbc(args, outs) -> int:
+    # conv_tbc(input (T, B, C_in), weight (k, C_in, C_out), bias, pad): out (T', B, C_out)
+    k, c_in = args[1].shape[0], args[1].shape[1]
+    return outs[0].numel * k * c_in
+
+
+def _int8pack_mm(args, outs) -> int:
+    # _weight_int8pack_mm(A (M, K), B (N, K), scales)
+    return outs[0].numel * args[0].shape[-1]
+
+
 #: packet name -> (op class, formula(args, outs) -> MACs of the call).
 MAC_FORMULAS: dict[str, tuple[str, Callable]] = {
     "aten.convolution": ("conv", _conv),
@@ -300,6 +341,11 @@ MAC_FORMULAS: dict[str, tuple[str, Callable]] = {
     "aten._native_multi_head_attention": ("attention", _native_mha),
     "aten._transformer_encoder_layer_fwd": ("attention", _encoder_layer_fwd),
     "aten.mkldnn_rnn_layer": ("rnn", _mkldnn_rnn_layer),
+    "aten._trilinear": ("matmul", _trilinear),
+    "aten._cdist_forward": ("matmul", _pairwise_distance),
+    "aten._euclidean_dist": ("matmul", _pairwise_distance),
+    "aten.conv_tbc": ("conv", _conv_tbc),
+    "aten._weight_int8pack_mm": ("matmul", _int8pack_mm),
 }
 
 #: Ops that move nothing: they return a view of their input's storage.
@@ -405,7 +451,7 @@ _COPY = (
     "nonzero", "_pin_memory", "select_backward", "slice_backward", "as_strided_scatter",
     "slice_scatter", "select_scatter", "diagonal_scatter", "new_empty_strided", "one_hot",
     "_unique", "lift", "clamp_", "detach_copy", "alias_copy", "embedding_dense_backward",
-    "_embedding_bag", "embedding_bag", "_euclidean_dist", "_cdist_forward", "resize_as_",
+    "_embedding_bag", "embedding_bag", "resize_as_",
     "exponential_", "random_", "geometric_", "cauchy_", "log_normal_",
 )
 _ACTIVATION += ("_thnn_fused_lstm_cell", "_thnn_fused_gru_cell")  # gates from precomputed matmuls
@@ -501,6 +547,11 @@ def op_cost(op: str, args: Sequence, outputs: Sequence[TensorSpec], inputs: Sequ
     if inputs is None:
         inputs = _specs_in(args)
     read, written = op_bytes(packet, inputs, outputs)
+    if packet == "aten.native_batch_norm" and len(args) > 5 and outputs:
+        if not args[5]:  # eval: the saved mean/invstd are empty on CPU (meta sizes them C): not written
+            written = outputs[0].nbytes
+        else:  # training: the running mean and variance are updated in place
+            written += sum(a.nbytes for a in args[3:5] if isinstance(a, TensorSpec))
     entry = MAC_FORMULAS.get(packet)
     if entry is not None:
         return OpCost(entry[0], int(entry[1](args, outputs)), read, written)

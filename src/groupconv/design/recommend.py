@@ -287,9 +287,14 @@ def recommend(
                 "params": p, "macs": m,
                 "within_budget": (max_params is None or p <= max_params) and (max_macs is None or m <= max_macs),
             })
+    total = float(network_cost(groups))
+    unmeasured = sorted(getattr(network_cost, "unmeasured", ()))
+    if unmeasured:
+        notes.append(f"operator class(es) {', '.join(unmeasured)} never measured on this platform: "
+                     "predicted from the roofline constants")
     return Recommendation(
         arch=arch, batch=batch, image_size=image_size, objective=objective, groups=groups,
-        cost=float(network_cost(groups)), params=fixed_params + result.params, macs=fixed_macs + result.macs,
+        cost=total, params=fixed_params + result.params, macs=fixed_macs + result.macs,
         max_params=max_params, max_macs=max_macs, layers=pd.DataFrame(rows),
         variants=pd.DataFrame(variant_rows), states=result.states, notes=tuple(notes),
     )
@@ -309,10 +314,16 @@ def _platform_network_cost(platform, arch: str, batch: int, image_size: int, obj
         return None
     from ..networks import build_module
 
+    import warnings
+
     def cost(groups) -> float:
         module = build_module(arch, "e2gc", 1, groups=list(groups), device="meta")
-        pred = predict(platform, module, (batch, 3, image_size, image_size))
+        with warnings.catch_warnings():  # the unmeasured classes are the same for every grouping;
+            warnings.simplefilter("ignore")  # predict names them once when the user predicts the network
+            pred = predict(platform, module, (batch, 3, image_size, image_size))
+        cost.unmeasured.update(getattr(pred, "unmeasured", ()))
         value = pred.time_s if objective == "time_s" else pred.energy_J
         return float(value)
 
+    cost.unmeasured = set()
     return cost

@@ -128,7 +128,7 @@ class LayerArrays:
 
         return cls(
             macs=column(lambda l: l.macs),
-            params=column(lambda l: l.params),
+            params=column(lambda l: l.total_params),  # weights + bias: the traffic the models use
             activations=column(lambda l: l.activations),
             groups=column(lambda l: l.groups),
             group_size=column(lambda l: l.group_size),

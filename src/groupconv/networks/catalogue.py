@@ -158,7 +158,7 @@ class Network(LayerTotals):
     @property
     def bias_params(self) -> int:
         """Biases of the layers (the classifier's; the convs have none)."""
-        return sum(layer.params - layer.weight_params for layer in self.layers)
+        return sum(layer.bias_params for layer in self.layers)
 
     @property
     def total_params(self) -> int:

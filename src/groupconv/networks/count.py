@@ -56,7 +56,12 @@ _BIAS_POSITION = {
     "aten.addmv": (0,), "aten.mkldnn_rnn_layer": (3, 4), "aten._native_multi_head_attention": (6, 8),
     "aten._transformer_encoder_layer_fwd": (4, 6, 15, 17),
 }
-_CONV_PACKETS = frozenset(p for p, (c, _) in cost_ops.MAC_FORMULAS.items() if c in ("conv", "conv_transpose"))
+# parameters a fused MAC op takes that it does not multiply (the fused layer norms)
+_NOT_MULTIPLIED = {"aten._transformer_encoder_layer_fwd": (10, 11, 12, 13)}
+# convs with torch's (N, C, *spatial) input and (C_out, C_in / g, *k) weight layout
+_CONV_PACKETS = frozenset(
+    p for p, (c, _) in cost_ops.MAC_FORMULAS.items() if c in ("conv", "conv_transpose") and p != "aten.conv_tbc"
+)
 
 
 def _per_frame(total: int, batch: int):
@@ -172,7 +177,11 @@ class ModelCount:
 
     @property
     def macs(self):
-        """Multiply-accumulates per frame (every recorded op, divided by ``batch``)."""
+        """Multiply-accumulates per frame (every recorded op, divided by ``batch``).
+
+        An int when ``batch`` divides the total (always for models that treat the items
+        of a batch alike), else a float. The same holds for the other per-frame totals.
+        """
         return _per_frame(sum(o.macs for o in self.ops), self.batch)
 
     @property
@@ -383,8 +392,10 @@ def count_module(model, inputs, *, kwargs=None, batch=None, device="meta", backw
     for raw in trace.ops:
         if raw.cost.op_class in _MAC_CLASSES and raw.param_args:
             bias_at = _BIAS_POSITION.get(raw.packet, ())
+            skip = _NOT_MULTIPLIED.get(raw.packet, ())
             for pos, p in raw.param_args:
-                (biases if pos in bias_at else weights)[id(p)] = p
+                if pos not in skip:
+                    (biases if pos in bias_at else weights)[id(p)] = p
     # a bias added by a separate op (Linear on 3-D input, GRU's b_hn): a parameter with
     # "bias" in its name, owned by a module that owns a counted weight
     owned: dict[int, list] = {}
@@ -411,6 +422,8 @@ def count_module(model, inputs, *, kwargs=None, batch=None, device="meta", backw
             layer, groups = _layer_of(raw, name, batch)
             if layer is not None:
                 layers.append(layer)
+        elif raw.packet == "aten.convolution_backward":
+            groups = int(raw.args[9])
         elif raw.packet in _CONV_PACKETS:
             groups = _conv_groups(raw)
         if not raw.cost.known:
@@ -428,21 +441,32 @@ def count_module(model, inputs, *, kwargs=None, batch=None, device="meta", backw
         name for name, m in model.named_modules()
         if id(m) not in trace.called and name and not isinstance(m, containers)
     )
-    module_params = {}
-    for name, m in model.named_modules():
-        module_params[name] = sum(p.numel() for p in m.parameters())
+    module_params = {name: _numel_once(m.parameters()) for name, m in model.named_modules()}
     return ModelCount(
         ops=tuple(ops),
         batch=batch,
         input_shapes=trace.input_shapes,
-        params=sum(p.numel() for p in weights.values()),
-        bias_params=sum(p.numel() for p in biases.values()),
-        total_params=sum(p.numel() for p in unique),
+        params=_numel_once(weights.values()),
+        bias_params=_numel_once(biases.values()),
+        total_params=_numel_once(unique),
         layers=tuple(layers),
         unsupported=dict(unsupported),
         uncalled_modules=uncalled,
         module_params=module_params,
     )
+
+
+def _numel_once(params) -> int:
+    """Elements of ``params``, each tensor once: by identity, and on a real device also by
+    memory (two Parameter objects over one storage, e.g. ``nn.Parameter(other.data)``)."""
+    seen: set = set()
+    total = 0
+    for p in params:
+        key = id(p) if p.device.type == "meta" else (p.device, p.data_ptr(), tuple(p.shape), p.stride())
+        if key not in seen:
+            seen.add(key)
+            total += p.numel()
+    return total
 
 
 def _conv_groups(raw) -> int:
@@ -457,7 +481,7 @@ def _is_transposed(raw) -> bool:
     return raw.packet in ("aten.convolution", "aten._convolution", "aten.convolution_overrideable") and bool(raw.args[6])
 
 
-def _stride_of(raw, dims: int) -> int:
+def _stride_of(raw) -> int:
     stride = raw.args[3] if raw.packet in ("aten.convolution", "aten._convolution", "aten.convolution_overrideable") else None
     if isinstance(stride, (list, tuple)) and stride and all(s == stride[0] for s in stride):
         return int(stride[0])
@@ -482,7 +506,7 @@ def _layer_of(raw, name: str, batch: int):
             out_sp = (math.prod(out_sp[:-1]), out_sp[-1])
         bias_at = _BIAS_POSITION.get(raw.packet, (-1,))[0]
         has_bias = 0 <= bias_at < len(raw.args) and isinstance(raw.args[bias_at], cost_ops.TensorSpec)
-        stride = _stride_of(raw, dims)
+        stride = _stride_of(raw)
         if transposed:  # its adjoint conv: C_out -> C_in from the output map to the input map
             c_in, c_out, src, dst = out[1], x[1], out_sp, in_sp
         else:
@@ -509,10 +533,9 @@ def _layer_of(raw, name: str, batch: int):
 
 
 def _matmul_operands(raw):
-    p = raw.packet
-    specs = [a for a in raw.args if isinstance(a, cost_ops.TensorSpec)]
-    if p in ("aten.mm", "aten.bmm", "aten._int_mm", "aten._scaled_mm") and len(specs) >= 2:
+    """(A, B, has_bias) of a matrix product whose operands are (M, K) x (K, N) or batched."""
+    if raw.packet in ("aten.mm", "aten.bmm", "aten._int_mm", "aten._scaled_mm"):
         return raw.args[0], raw.args[1], False
-    if p in ("aten.addmm", "aten._addmm_activation", "aten.baddbmm") and len(raw.args) >= 3:
+    if raw.packet in ("aten.addmm", "aten._addmm_activation", "aten.baddbmm"):
         return raw.args[1], raw.args[2], True
     return None, None, False

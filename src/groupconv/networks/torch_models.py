@@ -36,7 +36,7 @@ from .catalogue import (
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["build_module", "input_shape"]
+__all__ = ["RESNEXT101_32X8D_STAGES", "build_module", "input_shape", "resnext101_32x8d"]
 
 
 def input_shape(batch: int = 1) -> tuple[int, int, int, int]:
@@ -137,7 +137,39 @@ def _mobilenet_v1(groups: tuple[int, ...]):
     return MobileNetV1()
 
 
+#: ResNeXt-101 (32x8d): 3, 4, 23, 3 bottlenecks of width 256, 512, 1024, 2048 (32 groups of 8
+#: channels in the first stage), outputs 256 ... 2048, as torchvision's ``resnext101_32x8d``.
+RESNEXT101_32X8D_STAGES: tuple[tuple[int, int, int, int], ...] = (
+    (3, 256, 256, 1),
+    (4, 512, 512, 2),
+    (23, 1024, 1024, 2),
+    (3, 2048, 2048, 2),
+)
+
+
+def resnext101_32x8d(*, device=None) -> torch.nn.Module:
+    """ResNeXt-101 (32x8d) as torchvision builds it (88,791,336 parameters, 16.5 G MACs at 224).
+
+    The catalogue's ResNeXt builder with deeper stages and wider bottlenecks (FgGC g=32);
+    used by the counting benchmark. ``device="meta"`` builds it without memory.
+    """
+    import torch
+
+    with torch.device(device) if device is not None else nullcontext():
+        module = _resnext((32,) * sum(blocks for blocks, _, _, _ in RESNEXT101_32X8D_STAGES),
+                          RESNEXT101_32X8D_STAGES)
+        if device is None or torch.device(device).type != "meta":
+            _init_like_torchvision(module)
+    return module
+
+
 def _resnext50(groups: tuple[int, ...]):
+    return _resnext(groups, RESNEXT50_STAGES)
+
+
+def _resnext(groups: tuple[int, ...], stages):
+    """A torchvision-layout ResNeXt with ``stages`` = (blocks, width, out_channels, stride) each
+    and ``groups`` = the number of groups of every 3x3 conv, in network order."""
     from torch import nn
 
     class Bottleneck(nn.Module):
@@ -165,7 +197,7 @@ def _resnext50(groups: tuple[int, ...]):
             shortcut = x if self.downsample is None else self.downsample(x)
             return self.relu(out + shortcut)
 
-    class ResNeXt50(nn.Module):
+    class ResNeXt(nn.Module):
         def __init__(self):
             super().__init__()
             self.conv1 = nn.Conv2d(3, RESNEXT50_STEM_CHANNELS, 7, stride=2, padding=3, bias=False)
@@ -173,10 +205,10 @@ def _resnext50(groups: tuple[int, ...]):
             self.relu = nn.ReLU(inplace=True)
             self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
             channels = RESNEXT50_STEM_CHANNELS
-            for s, (blocks, width, out_channels, stage_stride) in enumerate(RESNEXT50_STAGES, start=1):
+            for s, (blocks, width, out_channels, stage_stride) in enumerate(stages, start=1):
                 stage = []
                 for b in range(blocks):
-                    g = groups[sum(RESNEXT50_STAGES[i][0] for i in range(s - 1)) + b]
+                    g = groups[sum(stages[i][0] for i in range(s - 1)) + b]
                     stride = stage_stride if b == 0 else 1
                     stage.append(Bottleneck(channels, width, out_channels, stride, g))
                     channels = out_channels
@@ -189,4 +221,4 @@ def _resnext50(groups: tuple[int, ...]):
             x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
             return self.fc(self.avgpool(x).flatten(1))
 
-    return ResNeXt50()
+    return ResNeXt()

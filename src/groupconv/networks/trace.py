@@ -72,6 +72,7 @@ def _skip_ops():
 
 
 _DTYPE_NAMES: dict = {}
+_OP_INFO: dict = {}
 
 
 def _dtype_name(dtype) -> str:
@@ -88,12 +89,21 @@ def _make_recorder(names: dict, params: dict):
 
     Tensor = torch.Tensor
     Spec = cost_ops.TensorSpec
+    strided = torch.strided
     skip = _skip_ops()
-    info: dict = {}  # func -> (op name, packet, known)
+    info = _OP_INFO  # func -> (op name, packet, known), shared across runs
     graph_task_id = torch._C._current_graph_task_id
 
     def spec(t) -> cost_ops.TensorSpec:
-        return Spec(tuple(t.shape), t.element_size())
+        shape = tuple(t.shape)
+        stride = t.stride() if t.layout == strided else ()
+        if 0 in stride:  # a broadcast (expanded) view: only the distinct elements are read
+            stored = 1
+            for size, step in zip(shape, stride):
+                if step:
+                    stored *= size
+            return Spec(shape, t.element_size(), stored)
+        return Spec(shape, t.element_size())
 
     def param_of(t):
         """The model parameter ``t`` is, or is a view of (``W.t()`` in ``F.linear``)."""
@@ -113,6 +123,7 @@ def _make_recorder(names: dict, params: dict):
             self.stack: list[str] = []  # forward module stack (qualified names)
             self.bw_stack: list[str] = []
             self.called: set[int] = set()
+            self.handles: list = []  # multi-grad hooks for backward attribution
             self.recording = True
 
         # module attribution (the ModuleTracker technique, as a stack)
@@ -313,8 +324,8 @@ def trace_model(model, inputs, *, kwargs=None, device="meta", backward=False, tr
     swap = first is not None and first.device != target
     substitutes: dict[str, Any] = {}
     params: dict[int, Any] = {}
+    made: dict[int, Any] = {}
     if swap:
-        made: dict[int, Any] = {}
         for name, p in model.named_parameters(remove_duplicate=False):
             if id(p) not in made:
                 made[id(p)] = torch.empty_like(p, device=target).requires_grad_(p.requires_grad and backward)
@@ -324,10 +335,13 @@ def trace_model(model, inputs, *, kwargs=None, device="meta", backward=False, tr
             substitutes[name] = torch.zeros_like(b, device=target) if target.type != "meta" else torch.empty_like(b, device=target)
     else:
         params = {id(p): p for p in unique}
+    # a run on the model's own tensors must not leave training side effects behind
+    saved_buffers = (
+        {name: b.detach().clone() for name, b in model.named_buffers()} if not swap and training else {}
+    )
 
     Recorder = _make_recorder(names, params)
     recorder = Recorder()
-    recorder.handles = []
     modes = {m: m.training for m in model.modules()}
     pre = register_module_forward_pre_hook(recorder.pre_hook)
     post = register_module_forward_hook(recorder.post_hook)
@@ -345,8 +359,13 @@ def trace_model(model, inputs, *, kwargs=None, device="meta", backward=False, tr
                 if not outs:
                     raise GroupConvError("backward=True but no output of the model requires grad")
                 grads = [torch.ones_like(o) for o in outs]
+                leaves = [t for t in (made.values() if swap else unique) if t.requires_grad]
+                leaves += [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
+                if not leaves:
+                    raise GroupConvError("backward=True but no parameter or input of the model requires grad")
                 recorder.recording = True
-                torch.autograd.backward(outs, grads)
+                # autograd.grad, not backward: nothing accumulates into the model's .grad
+                torch.autograd.grad(outs, leaves, grads, allow_unused=True)
     except GroupConvError:
         raise
     except (RuntimeError, ValueError, TypeError, IndexError, AssertionError, NotImplementedError, KeyError, AttributeError) as exc:
@@ -354,6 +373,8 @@ def trace_model(model, inputs, *, kwargs=None, device="meta", backward=False, tr
         reason = text.splitlines()[0] if text else type(exc).__name__
         shapes = _shapes_of(args)
         shown = shapes[0] if len(shapes) == 1 else list(shapes)
+        if target.type == "meta" and "meta" in reason.lower():
+            reason += " (the model needs real data: count it on a real device, device=None / --device cpu)"
         raise GroupConvError(f"input shape {shown} does not fit the model: {reason}") from None
     finally:
         pre.remove()
@@ -362,6 +383,11 @@ def trace_model(model, inputs, *, kwargs=None, device="meta", backward=False, tr
             h.remove()
         for m, flag in modes.items():
             m.training = flag
+        if saved_buffers:
+            with torch.no_grad():
+                for name, b in model.named_buffers():
+                    if name in saved_buffers:
+                        b.copy_(saved_buffers[name])
     trace = Trace(recorder.ops, recorder.called, _shapes_of(args))
     return trace, unique
 

@@ -89,10 +89,10 @@ def _device(device):
     return torch.device(device) if device is not None else nullcontext()
 
 
-# --- ResNet (He et al. 2016; torchvision's v1.5: stride on the 3x3 of a bottleneck) -------
+# --- ResNet (He et al. 2016) ------------------------------------------------------------------
 
 
-def _resnet(block: str, layers: tuple[int, ...], image_size: int, num_classes: int, device):
+def _resnet18(layers: tuple[int, ...], image_size: int, num_classes: int, device):
     from torch import nn
 
     class BasicBlock(nn.Module):
@@ -117,32 +117,7 @@ def _resnet(block: str, layers: tuple[int, ...], image_size: int, num_classes: i
             shortcut = x if self.downsample is None else self.downsample(x)
             return self.relu(out + shortcut)
 
-    class Bottleneck(nn.Module):
-        expansion = 4
-
-        def __init__(self, m, width, stride):
-            super().__init__()
-            n = width * self.expansion
-            self.conv1 = nn.Conv2d(m, width, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(width)
-            self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(width)
-            self.conv3 = nn.Conv2d(width, n, 1, bias=False)
-            self.bn3 = nn.BatchNorm2d(n)
-            self.relu = nn.ReLU(inplace=True)
-            self.downsample = (
-                nn.Sequential(nn.Conv2d(m, n, 1, stride, bias=False), nn.BatchNorm2d(n))
-                if stride != 1 or m != n else None
-            )
-
-        def forward(self, x):
-            out = self.relu(self.bn1(self.conv1(x)))
-            out = self.relu(self.bn2(self.conv2(out)))
-            out = self.bn3(self.conv3(out))
-            shortcut = x if self.downsample is None else self.downsample(x)
-            return self.relu(out + shortcut)
-
-    Block = BasicBlock if block == "basic" else Bottleneck
+    Block = BasicBlock
 
     class ResNet(nn.Module):
         def __init__(self):
@@ -173,13 +148,30 @@ def _resnet(block: str, layers: tuple[int, ...], image_size: int, num_classes: i
 def resnet18(image_size: int = 224, num_classes: int = 1000, *, device=None) -> torch.nn.Module:
     """ResNet-18 (He et al. 2016), torchvision's layout: 11,689,512 parameters at 1000 classes."""
     image_size, num_classes = _check(image_size, num_classes)
-    return _resnet("basic", (2, 2, 2, 2), image_size, num_classes, device)
+    return _resnet18((2, 2, 2, 2), image_size, num_classes, device)
+
+
+#: ResNet-50's stages as (blocks, bottleneck width, output channels, stride): the catalogue's
+#: ResNeXt-50 builder with one group and half the width.
+RESNET50_STAGES = ((3, 64, 256, 1), (4, 128, 512, 2), (6, 256, 1024, 2), (3, 512, 2048, 2))
 
 
 def resnet50(image_size: int = 224, num_classes: int = 1000, *, device=None) -> torch.nn.Module:
-    """ResNet-50 v1.5 (stride on the 3x3 conv), torchvision's layout: 25,557,032 parameters."""
+    """ResNet-50 v1.5 (stride on the 3x3 conv), torchvision's layout: 25,557,032 parameters.
+
+    Built by the catalogue's ResNeXt builder (:mod:`groupconv.networks.torch_models`) with
+    one group per 3x3 conv and the bottleneck widths 64, 128, 256, 512.
+    """
     image_size, num_classes = _check(image_size, num_classes)
-    return _resnet("bottleneck", (3, 4, 6, 3), image_size, num_classes, device)
+    from torch import nn
+
+    from .torch_models import _resnext
+
+    with _device(device):
+        module = _resnext((1,) * sum(b for b, _, _, _ in RESNET50_STAGES), RESNET50_STAGES)
+        if num_classes != module.fc.out_features:
+            module.fc = nn.Linear(module.fc.in_features, num_classes)
+        return _finish(module, image_size, device)
 
 
 # --- MobileNet-V2 (Sandler et al. 2018) -----------------------------------------------------

@@ -63,26 +63,87 @@ KERNELS: tuple[str, ...] = (
     "cat",
     "embedding",
     "rnn",
+    "view",  # an op that moves no data and computes nothing (view, transpose, empty): dispatch only
     "other",
 )
 
-#: Feature names of each kernel's linear model (the column order of its coefficients).
-FEATURES: dict[str, tuple[str, ...]] = {k: ("calls", "macs", "bytes") for k in KERNELS}
-FEATURES["conv_slow"] = ("calls", "macs", "bytes", "groups")
+#: Terms of the additive (linear) model of the compute kernels: each a cost in its own
+#: right (MACs; weight and activation traffic; a per-group and per-group-per-frame loop
+#: overhead; MACs spent with a short GEMM dimension: few input or output channels per
+#: group, few output pixels, a small channel count squared).
+_CONV_TERMS = ("macs", "weight_bytes", "act_bytes", "groups", "groups_x_batch", "macs_per_cin_group",
+               "macs_per_cout_group", "macs_per_pixel", "macs_per_min_channels_sq")
+#: Model form of each kernel: "linear" (additive non-negative terms) or "power".
+FORMS: dict[str, str] = {k: "power" for k in KERNELS}
+#: Features of each kernel's model (log-features for "power", terms for "linear").
+FEATURES: dict[str, tuple[str, ...]] = {k: ("log_bytes", "log_outer") for k in KERNELS}
+for _k in ("conv_mkldnn", "conv_dw", "conv_slow", "conv_transpose"):
+    FEATURES[_k] = _CONV_TERMS
+    FORMS[_k] = "linear"
+for _k in ("matmul", "attention"):
+    FEATURES[_k] = ("macs", "bytes")
+    FORMS[_k] = "linear"
+FEATURES["other"] = ("log_macs", "log_bytes")
 
 
 @dataclass(frozen=True)
 class OpFeatures:
-    """What one operator call does, as the models see it (per call, the whole batch)."""
+    """What one operator call does, as the models see it (per call, the whole batch).
+
+    ``op`` is the operator name (e.g. ``"aten.gelu.default"``): memory-bound classes get
+    one model per operator where the calibration measured it, like nn-Meter's kernels.
+    The conv fields (per-group channels, output pixels per frame, kernel taps) are 1 for
+    other ops; ``outer`` is the product of the first two dims of the first input (N * C
+    for NCHW: the number of planes a norm or pooling kernel loops over).
+    """
 
     kernel: str
     macs: float
     bytes: float
     groups: int = 1
+    op: str = ""
+    batch: int = 1
+    cin_per_group: int = 1
+    cout_per_group: int = 1
+    out_pixels: int = 1
+    taps: int = 1
+    outer: int = 1
+    weight_bytes: float = 0.0
 
-    def vector(self) -> np.ndarray:
-        values = {"calls": 1.0, "macs": float(self.macs), "bytes": float(self.bytes), "groups": float(self.groups)}
-        return np.array([values[name] for name in FEATURES[self.kernel]])
+    def value(self, name: str) -> float:
+        if not name.startswith("log_"):
+            return self._term(name)
+        values = {
+            "log_macs": math.log(max(self.macs, 1.0)),
+            "log_bytes": math.log(max(self.bytes, 1.0)),
+            "log_cin_per_group": math.log(max(self.cin_per_group, 1)),
+            "log_cout_per_group": math.log(max(self.cout_per_group, 1)),
+            "log_out_pixels": math.log(max(self.out_pixels, 1)),
+            "log_taps": math.log(max(self.taps, 1)),
+            "log_groups": math.log(max(self.groups, 1)),
+            "log_outer": math.log(max(self.outer, 1)),
+        }
+        return values[name]
+
+    def _term(self, name: str) -> float:
+        m = self.macs
+        small = min(self.cin_per_group, self.cout_per_group)
+        terms = {
+            "macs": m,
+            "bytes": self.bytes,
+            "weight_bytes": self.weight_bytes,
+            "act_bytes": max(self.bytes - self.weight_bytes, 0.0),
+            "groups": float(self.groups),
+            "groups_x_batch": float(self.groups * self.batch),
+            "macs_per_cin_group": m / max(self.cin_per_group, 1),
+            "macs_per_cout_group": m / max(self.cout_per_group, 1),
+            "macs_per_pixel": m / max(self.out_pixels, 1),
+            "macs_per_min_channels_sq": m / max(small, 1) ** 2,
+        }
+        return float(terms[name])
+
+    def vector(self, names: Sequence[str]) -> np.ndarray:
+        return np.array([self.value(n) for n in names])
 
 
 def cpu_conv_uses_mkldnn(
@@ -152,10 +213,13 @@ def kernel_of(op, *, device: str = "cpu", threads: int = 1) -> str:
 
     Convolutions are split by the path the library takes (:func:`cpu_conv_uses_mkldnn`
     on a CPU; depthwise vs the rest on a GPU); ``linear``/``addmm``/``mm``/``bmm`` are
-    ``"matmul"``; every other op is its ``op_class``.
+    ``"matmul"``; an op that neither computes nor moves data is ``"view"``; every other
+    op is its ``op_class``.
     """
     op_class = getattr(op, "op_class", "other")
     if op_class != "conv":
+        if op.macs == 0 and op.bytes_read + op.bytes_written == 0:
+            return "view"
         return op_class if op_class in KERNELS else "other"
     x, w, stride, groups = _conv_geometry(op)
     depthwise = groups > 1 and len(x) >= 2 and groups == int(x[1])
@@ -170,11 +234,31 @@ def kernel_of(op, *, device: str = "cpu", threads: int = 1) -> str:
 
 def features_of(op, *, device: str = "cpu", threads: int = 1) -> OpFeatures:
     """:class:`OpFeatures` of an ``OpCount``-like object (per call)."""
+    kernel = kernel_of(op, device=device, threads=threads)
+    shapes = tuple(tuple(int(d) for d in s) for s in op.input_shapes)
+    batch = shapes[0][0] if shapes and shapes[0] else 1
+    extra: dict[str, float] = {}
+    if kernel.startswith("conv") and len(shapes) >= 2 and op.output_shapes:
+        x, w, _, groups = _conv_geometry(op)
+        out = tuple(op.output_shapes[0])
+        itemsize = {"float64": 8, "float16": 2, "bfloat16": 2}.get(str(getattr(op, "dtype", "float32")), 4)
+        extra = {
+            "weight_bytes": float(math.prod(w) * itemsize),
+            "cin_per_group": int(w[1]),
+            "cout_per_group": max(1, int(w[0]) // max(groups, 1)),
+            "out_pixels": math.prod(out[2:]) if len(out) > 2 else 1,
+            "taps": math.prod(w[2:]) if len(w) > 2 else 1,
+        }
+    first = shapes[0] if shapes else ()
+    extra.setdefault("outer", int(math.prod(first[:2])) if first else 1)
     return OpFeatures(
-        kernel=kernel_of(op, device=device, threads=threads),
+        kernel=kernel,
         macs=float(op.macs),
         bytes=float(op.bytes_read + op.bytes_written),
         groups=int(getattr(op, "groups", 1) or 1),
+        op=str(getattr(op, "op", "")),
+        batch=int(batch),
+        **extra,
     )
 
 
@@ -219,47 +303,67 @@ class Roofline:
 
 @dataclass(frozen=True)
 class KernelModel:
-    """A fitted linear model of one kernel type (time in s, or energy in J, per call).
+    """A fitted model of one kernel type: time (s) or energy (J) of one call.
+
+    ``t = c0 + exp(theta_0 + sum_j theta_j * x_j)``, the ``x_j`` being the log-features
+    named in ``features`` (log MACs, log bytes, and for convs the log of the per-group
+    channels, output pixels, taps and groups): a fixed cost per call plus a power law in
+    the shape, which lets the sustained rate grow with the size of the call (the
+    utilisation curve of NeuSight, here per kernel type as in nn-Meter).
 
     Parameters
     ----------
     kernel : str
+        The kernel type, or ``"kernel:op"`` for a per-operator model.
     features : tuple of str
-        Names of the coefficients (see :data:`FEATURES`).
-    coef, stderr : tuple of float
-        Non-negative least-squares estimates on relative residuals, and their standard
-        errors (from the covariance of the free coefficients; 0 for one held at 0).
+    c0 : float
+        Fixed cost of a call (s or J).
+    theta : tuple of float
+        The exponent's constant, then one coefficient per feature.
+    c0_stderr, theta_stderr
+        Standard errors (from the Jacobian at the optimum; NaN if singular).
     n : int
-        Number of calibration points.
-    fit_mape : float
-        Mean absolute relative error on the points it was fitted to.
-    cv_mape : float or None
-        5-fold cross-validated mean absolute relative error (None with < 10 points).
+        Calibration points.
+    fit_mape, cv_mape : float
+        Mean absolute relative error on the fitted points, and 5-fold cross-validated
+        (None with fewer than 10 points).
     quantity : {"time_s", "energy_J"}
+    ranges : dict
+        Min and max of each feature over the calibration points (extrapolation check).
     """
 
     kernel: str
     features: tuple[str, ...]
-    coef: tuple[float, ...]
-    stderr: tuple[float, ...]
+    c0: float
+    theta: tuple[float, ...]
+    c0_stderr: float
+    theta_stderr: tuple[float, ...]
     n: int
     fit_mape: float
     cv_mape: float | None
     quantity: str = "time_s"
     ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    form: str = "power"
 
     def predict(self, feats: OpFeatures) -> float:
         """Predicted time (or energy) of one call."""
-        values = {"calls": 1.0, "macs": feats.macs, "bytes": feats.bytes, "groups": float(feats.groups)}
-        return float(sum(c * values[name] for c, name in zip(self.coef, self.features)))
+        if self.form == "linear":
+            return float(self.c0 + sum(c * feats.value(n) for c, n in zip(self.theta, self.features)))
+        z = self.theta[0] + sum(t * feats.value(n) for t, n in zip(self.theta[1:], self.features))
+        return float(self.c0 + math.exp(min(z, 50.0)))
 
     def as_dict(self) -> dict[str, object]:
         return {
             "kernel": self.kernel,
             "quantity": self.quantity,
+            "form": self.form,
+            "formula": ("c0 + sum(theta * features)" if self.form == "linear"
+                        else "c0 + exp(theta[0] + sum(theta[1:] * features))"),
             "features": list(self.features),
-            "coef": list(self.coef),
-            "stderr": list(self.stderr),
+            "c0": self.c0,
+            "theta": list(self.theta),
+            "c0_stderr": self.c0_stderr,
+            "theta_stderr": list(self.theta_stderr),
             "n": self.n,
             "fit_mape": self.fit_mape,
             "cv_mape": self.cv_mape,
@@ -268,102 +372,211 @@ class KernelModel:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, object]) -> KernelModel:
+        def num(x) -> float:
+            return float("nan") if x is None else float(x)
+
         return cls(
             kernel=str(d["kernel"]),
             features=tuple(d["features"]),
-            coef=tuple(float(c) for c in d["coef"]),
-            stderr=tuple(float(c) for c in d["stderr"]),
+            c0=float(d["c0"]),
+            theta=tuple(float(c) for c in d["theta"]),
+            c0_stderr=num(d.get("c0_stderr")),
+            theta_stderr=tuple(num(c) for c in d["theta_stderr"]),
             n=int(d["n"]),
             fit_mape=float(d["fit_mape"]),
             cv_mape=None if d.get("cv_mape") is None else float(d["cv_mape"]),
             quantity=str(d.get("quantity", "time_s")),
             ranges={k: (float(v[0]), float(v[1])) for k, v in dict(d.get("ranges", {})).items()},
+            form=str(d.get("form", "power")),
         )
 
 
-def _nnls_relative(X: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """argmin_{c >= 0} sum ((X c) / y - 1)^2, with columns scaled for conditioning."""
-    from scipy.optimize import nnls
+def _fit_params(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Least squares on log residuals of ``y ~ c0 + exp(theta . [1, X])``; (params, cov).
 
-    A = X / y[:, None]
-    scale = np.linalg.norm(A, axis=0)
-    scale[scale == 0] = 1.0
-    c, _ = nnls(A / scale, np.ones_like(y))
-    return c / scale
+    ``params = [log c0, theta...]``. Robust (soft-L1) loss: a point timed while the machine
+    was busy pulls less.
+    """
+    from scipy.optimize import least_squares
+
+    A = np.column_stack([np.ones(len(y)), X])
+    ly = np.log(y)
+    c0_init = 0.5 * float(y.min())
+    theta0, *_ = np.linalg.lstsq(A, np.log(np.maximum(y - c0_init, 1e-3 * y)), rcond=None)
+    p0 = np.concatenate([[math.log(c0_init)], theta0])
+
+    def resid(p):
+        z = np.clip(A @ p[1:], -700, 50)
+        return np.log(np.exp(p[0]) + np.exp(z)) - ly
+
+    def jac(p):
+        z = np.clip(A @ p[1:], -700, 50)
+        total = np.exp(p[0]) + np.exp(z)
+        d0 = np.exp(p[0]) / total
+        dz = (np.exp(z) / total)[:, None] * A
+        return np.column_stack([d0, dz])
+
+    sol = least_squares(resid, p0, jac=jac, loss="soft_l1", f_scale=0.1, max_nfev=2000)
+    J = jac(sol.x)
+    dof = len(y) - len(sol.x)
+    cov = None
+    if dof > 0:
+        r = resid(sol.x)
+        try:
+            cov = float(r @ r) / dof * np.linalg.inv(J.T @ J)
+        except np.linalg.LinAlgError:
+            cov = None
+    return sol.x, cov
+
+
+def _predict_params(p: np.ndarray, X: np.ndarray) -> np.ndarray:
+    A = np.column_stack([np.ones(len(X)), X])
+    return np.exp(p[0]) + np.exp(np.clip(A @ p[1:], -700, 50))
 
 
 def fit_kernel_model(
-    kernel: str, feats: Sequence[OpFeatures], values: Sequence[float], *, quantity: str = "time_s", seed: int = 0
+    kernel: str, feats: Sequence[OpFeatures], values: Sequence[float], *, quantity: str = "time_s",
+    seed: int = 0, name: str | None = None,
 ) -> KernelModel:
-    """Fit one kernel's linear model to measured per-call times (or energies).
+    """Fit one kernel's model (:class:`KernelModel`) to measured per-call times (or energies).
 
     Parameters
     ----------
     kernel : str
-        One of :data:`KERNELS`.
+        One of :data:`KERNELS` (selects the features).
     feats : sequence of OpFeatures
-        One per measured call (all of this kernel).
+        One per measured call.
     values : sequence of float
         Measured time (s) or energy (J) of each call, > 0.
     quantity : {"time_s", "energy_J"}
     seed : int
         Seed of the cross-validation folds.
+    name : str, optional
+        The model's name (default ``kernel``; ``"kernel:op"`` for a per-operator model).
 
     Returns
     -------
     KernelModel
+        Only the features that vary are kept; with fewer points than features + 4, only
+        log bytes (or log MACs); with fewer than 5 points, the exponent is fixed at 1
+        (a fixed cost plus a cost proportional to the bytes or MACs).
     """
     if kernel not in FEATURES:
         raise GroupConvError(f"unknown kernel type {kernel!r}; one of {', '.join(KERNELS)}")
+    if FORMS[kernel] == "linear":
+        return _fit_linear(kernel, feats, values, quantity=quantity, seed=seed, name=name)
     y = np.asarray(values, dtype=float)
     if len(feats) != len(y) or len(y) == 0:
         raise GroupConvError(f"kernel {kernel!r}: need one value per call and at least one call")
     if not np.all(np.isfinite(y)) or np.any(y <= 0):
         raise GroupConvError(f"kernel {kernel!r}: measured values must be finite and > 0")
-    names = FEATURES[kernel]
-    X = np.array([f.vector() for f in feats], dtype=float)
-    # a feature that never varies (e.g. groups always 1) cannot be told from the constant
-    keep = [j == 0 or np.ptp(X[:, j]) > 0 for j in range(X.shape[1])]
-    if len(y) < 3:
-        keep = [j == 0 for j in range(X.shape[1])] if len(y) < 2 else keep[:2] + [False] * (len(keep) - 2)
-    cols = [j for j, k in enumerate(keep) if k]
-    c_sub = _nnls_relative(X[:, cols], y)
-    coef = np.zeros(X.shape[1])
-    coef[cols] = c_sub
-    pred = X @ coef
-    rel = pred / y - 1.0
-    # standard errors of the free (non-zero) coefficients, from the weighted design
-    stderr = np.zeros(X.shape[1])
-    free = [j for j in cols if coef[j] > 0]
+    names = [n for n in FEATURES[kernel]]
+    X = np.array([f.vector(names) for f in feats], dtype=float).reshape(len(y), len(names))
+    keep = [j for j in range(len(names)) if np.ptp(X[:, j]) > 1e-9]
+    names = [names[j] for j in keep]
+    X = X[:, keep]
+    if len(y) < len(names) + 4:
+        names_small = [n for n in ("log_bytes", "log_macs") if n in names][:1]
+        X = X[:, [names.index(n) for n in names_small]]
+        names = names_small
+    proportional = len(y) < 5 or not names
+    if names and not proportional:
+        p, cov = _fit_params(X, y)
+    else:
+        # too few points for an exponent: a fixed cost plus a cost proportional to the size
+        c0 = 0.5 * float(y.min())
+        if names:
+            size = np.exp(X[:, 0])
+            scale = float(np.median(np.maximum(y - c0, 0.1 * y) / size))
+            p, X = np.array([math.log(c0), math.log(scale), 1.0]), X[:, :1]
+        else:
+            p = np.array([math.log(c0), math.log(max(float(np.median(y)) - c0, 1e-12))])
+        cov = None
+    pred = _predict_params(p, X)
+    se = np.full(len(p), np.nan) if cov is None else np.sqrt(np.clip(np.diag(cov), 0, None))
+    cv = None
+    if len(y) >= 10 and names and not proportional:
+        rng = np.random.default_rng(seed)
+        errs = []
+        for fold in np.array_split(rng.permutation(len(y)), 5):
+            train = np.setdiff1d(np.arange(len(y)), fold)
+            pf, _ = _fit_params(X[train], y[train])
+            errs.extend(np.abs(_predict_params(pf, X[fold]) / y[fold] - 1.0))
+        cv = float(np.mean(errs))
+    c0 = float(math.exp(p[0]))
+    return KernelModel(
+        kernel=name or kernel,
+        features=tuple(names),
+        c0=c0,
+        theta=tuple(float(t) for t in p[1:]),
+        c0_stderr=float(c0 * se[0]),
+        theta_stderr=tuple(float(s) for s in se[1:]),
+        n=len(y),
+        fit_mape=float(np.mean(np.abs(pred / y - 1.0))),
+        cv_mape=cv,
+        quantity=quantity,
+        ranges={n: (float(X[:, j].min()), float(X[:, j].max())) for j, n in enumerate(names)},
+    )
+
+
+def _nnls_relative(A: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """argmin_{c >= 0} sum ((A c) / y - 1)^2 (columns scaled for conditioning)."""
+    from scipy.optimize import nnls
+
+    W = A / y[:, None]
+    scale = np.linalg.norm(W, axis=0)
+    scale[scale == 0] = 1.0
+    c, _ = nnls(W / scale, np.ones_like(y), maxiter=50 * A.shape[1])
+    return c / scale
+
+
+def _fit_linear(kernel, feats, values, *, quantity, seed, name) -> KernelModel:
+    """``t = c0 + sum_j c_j term_j`` with every coefficient >= 0, on relative residuals."""
+    y = np.asarray(values, dtype=float)
+    if len(feats) != len(y) or len(y) == 0:
+        raise GroupConvError(f"kernel {kernel!r}: need one value per call and at least one call")
+    if not np.all(np.isfinite(y)) or np.any(y <= 0):
+        raise GroupConvError(f"kernel {kernel!r}: measured values must be finite and > 0")
+    names = list(FEATURES[kernel])
+    T = np.array([f.vector(names) for f in feats], dtype=float).reshape(len(y), len(names))
+    keep = [j for j in range(len(names)) if np.ptp(T[:, j]) > 0]
+    # with few points keep the MACs and bytes terms only
+    if len(y) < len(keep) + 5:
+        keep = [j for j in keep if names[j] in ("macs", "bytes", "act_bytes")][: max(0, len(y) - 2)]
+    names = [names[j] for j in keep]
+    A = np.column_stack([np.ones(len(y)), T[:, keep]])
+    c = _nnls_relative(A, y)
+    rel = A @ c / y - 1.0
+    se = np.full(len(c), np.nan)
+    free = np.flatnonzero(c > 0)
     dof = len(y) - len(free)
-    if free and dof > 0:
-        A = X[:, free] / y[:, None]
-        sigma2 = float(rel @ rel) / dof
+    if len(free) and dof > 0:
+        W = A[:, free] / y[:, None]
         try:
-            cov = sigma2 * np.linalg.inv(A.T @ A)
-            stderr[free] = np.sqrt(np.clip(np.diag(cov), 0, None))
+            cov = float(rel @ rel) / dof * np.linalg.inv(W.T @ W)
+            se[free] = np.sqrt(np.clip(np.diag(cov), 0, None))
         except np.linalg.LinAlgError:
-            stderr[free] = np.nan
+            pass
+        se[c == 0] = 0.0
     cv = None
     if len(y) >= 10:
         rng = np.random.default_rng(seed)
-        folds = np.array_split(rng.permutation(len(y)), 5)
         errs = []
-        for fold in folds:
+        for fold in np.array_split(rng.permutation(len(y)), 5):
             train = np.setdiff1d(np.arange(len(y)), fold)
-            c_f = np.zeros(X.shape[1])
-            c_f[cols] = _nnls_relative(X[np.ix_(train, cols)], y[train])
-            errs.extend(np.abs(X[fold] @ c_f / y[fold] - 1.0))
+            errs.extend(np.abs(A[fold] @ _nnls_relative(A[train], y[train]) / y[fold] - 1.0))
         cv = float(np.mean(errs))
-    ranges = {name: (float(X[:, j].min()), float(X[:, j].max())) for j, name in enumerate(names) if name != "calls"}
     return KernelModel(
-        kernel=kernel,
-        features=names,
-        coef=tuple(float(c) for c in coef),
-        stderr=tuple(float(s) for s in stderr),
+        kernel=name or kernel,
+        features=tuple(names),
+        c0=float(c[0]),
+        theta=tuple(float(v) for v in c[1:]),
+        c0_stderr=float(se[0]),
+        theta_stderr=tuple(float(v) for v in se[1:]),
         n=len(y),
         fit_mape=float(np.mean(np.abs(rel))),
         cv_mape=cv,
         quantity=quantity,
-        ranges=ranges,
+        ranges={n: (float(T[:, j].min()), float(T[:, j].max())) for n, j in zip(names, keep)},
+        form="linear",
     )

@@ -88,7 +88,7 @@ class Platform:
         return features_of(op, device=self.device, threads=self.threads)
 
     def _predict(self, feats: OpFeatures, models: Mapping[str, KernelModel], factor: float, warn: bool) -> tuple[float, bool]:
-        model = models.get(feats.kernel)
+        model = models.get(f"{feats.kernel}:{feats.op}") or models.get(feats.kernel)
         if model is None:
             if warn:
                 warnings.warn(
@@ -101,7 +101,7 @@ class Platform:
         # never faster than the roofline allows
         return max(model.predict(feats), self.roofline.time_s(feats.macs, feats.bytes) - self.roofline.fixed_s) * factor, True
 
-    def predict_op(self, op, batch: int | None = None, *, warn: bool = True) -> float:
+    def predict_op(self, op, batch: int | None = None, *, warn: bool = True, raw: bool = False) -> float:
         """Predicted time (s) of one call of ``op`` (the whole batch), network-corrected.
 
         Parameters
@@ -113,16 +113,26 @@ class Platform:
         batch : int, optional
             Frames of the call for a ``ConvLayer`` (default: its own ``batch``); ignored
             for an ``OpCount``, whose counts are already for the whole call.
+        warn : bool
+            Warn (:class:`UnmeasuredKernelWarning`) when the kernel type was never measured.
+        raw : bool
+            Leave out the network correction (the per-op model alone).
         """
-        factor = float(self.network_correction.get("time_factor", 1.0))
-        return self._predict(self.features(op, batch), self.time_models, factor, warn)[0]
+        feats = self.features(op, batch)
+        factor = 1.0
+        if not raw:
+            from .calibrate import correction_group
+
+            factors = self.network_correction.get("factors") or {}
+            factor = float(factors.get(correction_group(feats.kernel), self.network_correction.get("time_factor", 1.0)))
+        return self._predict(feats, self.time_models, factor, warn)[0]
 
     def predict_op_energy(self, op, batch: int | None = None, *, warn: bool = True) -> float | None:
         """Predicted energy (J) of one call, None on a platform without an energy meter."""
         if not self.has_energy:
             return None
         feats = self.features(op, batch)
-        model = self.energy_models.get(feats.kernel)
+        model = self.energy_models.get(f"{feats.kernel}:{feats.op}") or self.energy_models.get(feats.kernel)
         factor = float(self.network_correction.get("energy_factor", 1.0))
         if model is None:
             return None
@@ -210,7 +220,10 @@ class Platform:
             lines.append(f"  {k:<13} n={m.n:<4} fit MAPE {100 * m.fit_mape:5.1f} %  CV MAPE {cv}")
         nc = self.network_correction
         if nc:
-            lines.append(f"  network time factor {float(nc.get('time_factor', 1.0)):.3f} from {nc.get('n_networks', 0)} network(s)")
+            groups = ", ".join(f"{g} {v:.2f}" for g, v in dict(nc.get("factors") or {}).items())
+            lines.append(f"  network correction from {nc.get('n_networks', 0)} network(s): "
+                         f"factor {float(nc.get('time_factor', 1.0)):.3f}" + (f" ({groups})" if groups else "")
+                         + (f", LOO MAPE {100 * float(nc['loo_mape_corrected']):.1f} %" if "loo_mape_corrected" in nc else ""))
         lines.append("  energy: " + ("measured" if self.has_energy else "none (no energy meter): time only"))
         return "\n".join(lines)
 

@@ -56,7 +56,7 @@ class Prediction:
     batch : int
     mode : {"forward", "forward_backward"}
     counter : str
-        What produced the per-op counts (``"count_module"`` or ``"module-hooks"``).
+        What produced the per-op counts (``"count_module"``).
     unmeasured : tuple of str
         Kernel types predicted from the roofline alone.
     """
@@ -139,9 +139,10 @@ def predict(platform: Platform, count_or_model, inputs=None, *, mode: str = "for
     else:
         if inputs is None:
             raise GroupConvError("predict needs inputs (a shape such as (1, 3, 224, 224)) with a model")
-        from ._bridge import count_ops
+        from ..networks import count_module
 
-        ops, batch, counter = count_ops(count_or_model, inputs, backward=mode == "forward_backward")
+        count = count_module(count_or_model, inputs, backward=mode == "forward_backward")
+        ops, batch, counter = tuple(count.ops), int(count.batch), "count_module"
     if mode == "forward":
         ops = tuple(o for o in ops if getattr(o, "phase", "forward") == "forward")
     if not ops:

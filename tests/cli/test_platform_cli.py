@@ -1,0 +1,104 @@
+"""groupconv calibrate / predict: JSON, figures, one-line errors with exit 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from groupconv.cli import main
+
+torch = pytest.importorskip("torch")
+
+MODEL = '''
+import torch.nn as nn
+
+def build():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8 * 4 * 4, 10))
+'''
+
+
+@pytest.fixture
+def files(tmp_path):
+    import math
+
+    from groupconv.platform import KernelModel, Platform, Roofline
+
+    def km(k, f, c0, th):
+        return KernelModel(k, f, c0, th, 0.0, tuple(0.0 for _ in th), 10, 0.0, None)
+
+    # t = 2 us + 1e-10 s per MAC (convs), 1 us + 1 ns per byte (norm); the rest: roofline
+    conv = ("log_macs",)
+    platform = Platform(
+        device="cpu", metadata={"device_name": "hand", "threads": 1, "dtype": "float32"},
+        roofline=Roofline(1e12, 1e12, 1e-7),
+        time_models={"conv_slow": km("conv_slow", conv, 2e-6, (math.log(1e-10), 1.0)),
+                     "conv_mkldnn": km("conv_mkldnn", conv, 2e-6, (math.log(1e-10), 1.0)),
+                     "conv_dw": km("conv_dw", conv, 2e-6, (math.log(1e-10), 1.0)),
+                     "norm": km("norm", ("log_bytes",), 1e-6, (math.log(1e-9), 1.0))},
+    )
+    path = platform.save(tmp_path / "p.json")
+    model = tmp_path / "model.py"
+    model.write_text(MODEL)
+    return path, model, platform
+
+
+def test_predict_json_matches_library(files, capsys):
+    from groupconv.networks import resolve_model
+    from groupconv.platform import predict
+
+    path, model, platform = files
+    code = main(["predict", f"{model}:build", "--input-shape", "2,3,8,8", "--platform", str(path), "--json"])
+    out = capsys.readouterr()
+    assert code == 0
+    d = json.loads(out.out)
+    assert d["energy_J"] is None and d["batch"] == 2
+    with pytest.warns(UserWarning):
+        expected = predict(platform, resolve_model(f"{model}:build"), (2, 3, 8, 8))
+    assert d["time_s"] == pytest.approx(expected.time_s)
+    assert {"op", "op_class", "module", "time_s", "energy_J", "bound", "macs", "bytes"} <= set(d["ops"][0])
+    # activation, pool, matmul, view were never measured on this platform: one warning line
+    warnings = [line for line in out.err.splitlines() if line.startswith("groupconv: warning:")]
+    assert len(warnings) == 1 and "never measured" in warnings[0]
+
+
+def test_predict_table_and_figure(files, tmp_path, capsys):
+    path, _, _ = files
+    code = main(["predict", "mobilenet_v1", "--variant", "e2gc", "--group", "32", "--input-shape", "1,3,32,32",
+                 "--platform", str(path), "--figure", str(tmp_path / "fig" / "roof")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "predicted time per frame" in out and "n/a (no energy meter)" in out
+    assert (tmp_path / "fig" / "roof.png").stat().st_size > 0 and (tmp_path / "fig" / "roof.svg").is_file()
+
+
+def _one_line_error(capsys, argv, needle):
+    code = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("groupconv: error:") and needle in err[0], err
+
+
+def test_bad_inputs_are_one_line(files, tmp_path, capsys):
+    path, model, platform = files
+    d = platform.as_dict()
+    d["schema_version"] = 7
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(d))
+    _one_line_error(capsys, ["predict", f"{model}:build", "--input-shape", "1,3,8,8", "--platform", str(other)],
+                    "schema version 7")
+    _one_line_error(capsys, ["predict", f"{model}:build", "--input-shape", "1,5,8,8", "--platform", str(path)],
+                    "(1, 5, 8, 8)")
+    _one_line_error(capsys, ["predict", f"{tmp_path}/none.py:build", "--input-shape", "1,3,8,8", "--platform",
+                             str(path)], "none.py")
+    _one_line_error(capsys, ["calibrate", "--device", "tpu", "--out", str(tmp_path / "x.json")], "tpu")
+    _one_line_error(capsys, ["calibrate", "--device", "cuda:7", "--out", str(tmp_path / "x.json")], "cuda")
+
+
+def test_calibrate_cli_tiny_budget(tmp_path, capsys):
+    out = tmp_path / "p.json"
+    code = main(["calibrate", "--device", "cpu", "--out", str(out), "--budget-s", "2", "--quiet"])
+    text = capsys.readouterr().out
+    assert code == 0 and out.is_file() and (tmp_path / "p.runs.csv").is_file()
+    assert "roofline:" in text and "energy:" in text
