@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -106,7 +105,11 @@ def test_bad_requests_are_one_line_errors():
     with pytest.raises(GroupConvError, match="no dense conv named 'nope'"):
         convert_model(model, x, layers=["nope"])
     with pytest.raises(GroupConvError, match="not divisible by groups=8"):
-        convert_model(model, x, method="gc", groups=8)  # layer 0 has 4 inputs
+        convert_model(model, x, method="gc", groups=8, layers=["0", "2"])  # layer 0 has 4 inputs
+    new, report = convert_model(model, x, method="gc", groups=8)  # layers=None: those N divides
+    assert list(report.layer) == ["2", "5"] and new[0].groups == 1
+    with pytest.raises(GroupConvError, match="divisible by groups=3"):
+        convert_model(model, x, method="gc", groups=3)
     with pytest.raises(GroupConvError, match="unknown method"):
         approximability_of_model(model, x, methods=("shuffle",))
     with pytest.raises(GroupConvError, match="no dense Conv1d/Conv2d"):

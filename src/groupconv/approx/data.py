@@ -415,26 +415,19 @@ def gram_from_data(
     positions = math.prod(output_shape(x.shape[2:], kernel, padding, stride, dilation))
     v.one_of("gram method", method, ("auto", "lag", "patches"))
     if method != "patches" and len(kernel) == 1 and stride == 1 and kernel[0] > 1:
-        return DataGram(
-            gram=_lag_gram(x, kernel[0], padding, dilation),
-            in_channels=channels,
-            kernel=kernel,
-            samples=samples,
-            positions=positions,
-            mean_sq_norm=float(np.vdot(x, x) / samples),
-            scale=scale,
-        )
-    cols = channels * math.prod(kernel)
-    per_chunk = max(1, chunk_elements // max(1, positions * cols))
-    gram = np.zeros((cols, cols))
-    starts = range(0, samples, per_chunk)
-    if progress:
-        from tqdm.auto import tqdm
+        gram = _lag_gram(x, kernel[0], padding, dilation)
+    else:
+        cols = channels * math.prod(kernel)
+        per_chunk = max(1, chunk_elements // max(1, positions * cols))
+        gram = np.zeros((cols, cols))
+        starts = range(0, samples, per_chunk)
+        if progress:
+            from tqdm.auto import tqdm
 
-        starts = tqdm(starts, desc="gram", unit="chunk", leave=False)
-    for start in starts:
-        p = patches(x[start : start + per_chunk], kernel, padding, stride, dilation)
-        gram += p.T @ p  # numpy sees A^T A and calls BLAS syrk (half the flops)
+            starts = tqdm(starts, desc="gram", unit="chunk", leave=False)
+        for start in starts:
+            p = patches(x[start : start + per_chunk], kernel, padding, stride, dilation)
+            gram += p.T @ p  # numpy sees A^T A and calls BLAS syrk (half the flops)
     return DataGram(
         gram=gram,
         in_channels=channels,

@@ -416,9 +416,10 @@ def convert_model(
     method : {"gc", "bgc"}
         ``torch.nn.Conv*d(..., groups=N)`` or :class:`groupconv.nn.BalancedGroupConv`.
     groups : int
-        N; must divide the channels of every converted layer.
+        N; must divide the channels of every layer named in ``layers``.
     layers : iterable of str, optional
-        Qualified names of the convs to convert (default: every dense conv).
+        Qualified names of the convs to convert (default: every dense conv whose channels
+        N divides; the others, e.g. a first conv on 1 or 3 input channels, stay).
 
     Returns
     -------
@@ -435,7 +436,9 @@ def convert_model(
 
     v.one_of("method", method, METHODS)
     groups = v.positive_int("groups", groups)
-    result = _measure(model, data, [method], [groups], layers, batch_size, True, True)
+    result = _measure(model, data, [method], [groups], layers, batch_size, True, layers is not None)
+    if not result.rows:
+        raise GroupConvError(f"no dense conv of the model has channels divisible by groups={groups}")
     new_model = copy.deepcopy(model)
     rows = []
     for r in result.rows:

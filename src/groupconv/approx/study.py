@@ -21,10 +21,9 @@ Everything is seeded; torch runs single-threaded. :class:`StudyConfig` holds the
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 
 import numpy as np
 

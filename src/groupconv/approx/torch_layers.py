@@ -29,7 +29,7 @@ from . import theory
 from .data import DataGram, DISTRIBUTIONS, as_real_array, sample_data
 from .measure import ApproxResult, _ratio, _structures
 from .solvers import GramSolver
-from .structures import METHODS, Structure, structure
+from .structures import METHODS, Structure
 
 __all__ = [
     "LayerApprox",
