@@ -6,7 +6,7 @@ that its convs (19 M MACs per frame) dominate its measured time on a CPU. ``buil
 an untrained instance; ``trained()`` loads the weights that ``run.py`` trained and cached
 (``cache/model.pt``), so the CLI can be pointed at it::
 
-    groupconv design benchmarks/design/model.py:trained --platform benchmarks/design/platform_cpu.json \\
+    groupconv design benchmarks/design/model.py:trained --platform data/platforms/cpu-epyc-1t.json \\
         --data benchmarks/design/cache/design_data.pt --max-time-s 6e-4
 """
 

@@ -5,7 +5,7 @@ One resumable command (every finished step is cached under ``cache/``; rerun to 
     PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/design/run.py
 
 Steps: train the digits CNN (``model.py``); build its option table on the platform file
-``platform_cpu.json`` (``groupconv calibrate --device cpu --out ... --budget-s 300 --threads 1``)
+``data/platforms/cpu-epyc-1t.json`` (the project's complete 1-thread calibration of this CPU)
 from 256 training images; the exact front; for every constant plan (GC and BGC with one
 N, E2GC with one G) a budget ``T`` = its predicted time and the designed plan for ``T``
 (least total error with predicted time <= T); every plan converted (least-squares weights
@@ -39,6 +39,7 @@ from groupconv.design import convert_plan, design, plan_from_table  # noqa: E402
 from groupconv.design.figure import front_figure  # noqa: E402
 from groupconv.platform import Platform  # noqa: E402
 
+PLATFORM = HERE.parents[1] / "data" / "platforms" / "cpu-epyc-1t.json"  # the project's complete CPU calibration
 GROUPS = (2, 4, 8, 16, 32)
 DESIGN_SAMPLES = 256
 EPOCHS = 20
@@ -110,7 +111,7 @@ def main(argv=None) -> int:
     data = xtr[:DESIGN_SAMPLES].clone()
     torch.save(data, CACHE / "design_data.pt")
     dense_err = test_error(model, xte, yte)
-    platform = Platform.load(HERE / "platform_cpu.json")
+    platform = Platform.load(PLATFORM)
 
     t = time.perf_counter()
     results = {"network_E": design(model, platform, data, groups=GROUPS)}
