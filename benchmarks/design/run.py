@@ -32,7 +32,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from model import CACHE, build, digits  # noqa: E402
+from model import CACHE, build, digits, weights_path  # noqa: E402
 
 from groupconv.approx.study import error_rate, train  # noqa: E402
 from groupconv.design import convert_plan, design, plan_from_table  # noqa: E402
@@ -54,17 +54,17 @@ def test_error(model, x, y) -> float:
     return error_rate(model, x, y)
 
 
-def trained_model(xtr, ytr, xte, yte):
+def trained_model(seed, xtr, ytr, xte, yte):
     CACHE.mkdir(exist_ok=True)
-    path = CACHE / "model.pt"
-    model = build()
+    path = weights_path(seed)
+    model = build(seed)
     if path.exists():
         model.load_state_dict(torch.load(path, weights_only=True))
     else:
-        model = build()
         t = time.perf_counter()
-        train(model, xtr, ytr, epochs=EPOCHS, lr=2e-3, seed=0)
-        log(f"trained {EPOCHS} epochs in {time.perf_counter() - t:.0f} s, test error {test_error(model, xte, yte):.4f}")
+        train(model, xtr, ytr, epochs=EPOCHS, lr=2e-3, seed=seed)
+        log(f"seed {seed}: trained {EPOCHS} epochs in {time.perf_counter() - t:.0f} s, "
+            f"test error {test_error(model, xte, yte):.4f}")
         torch.save(model.state_dict(), path)
     return model.eval()
 
@@ -96,58 +96,41 @@ def spearman(a, b) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rounds", type=int, default=5, help="timing rounds (best of; shuffled order each)")
-    ap.add_argument("--out", default=str(HERE / "results"))
-    args = ap.parse_args(argv)
-    torch.set_num_threads(1)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    t_start = time.perf_counter()
+RULES = {"rescored": dict(aggregate="network_E", rescore=True),
+         "network_E": dict(aggregate="network_E", rescore=False),
+         "rel_output_E": dict(aggregate="rel_output_E", rescore=False)}
 
-    xtr, ytr, xte, yte = digits()
-    model = trained_model(xtr, ytr, xte, yte)
+
+def run_seed(seed: int, platform) -> dict:
+    """Train (or load) one network, design it, convert and evaluate every plan of interest."""
+    xtr, ytr, xte, yte = digits(seed)
+    model = trained_model(seed, xtr, ytr, xte, yte)
     data = xtr[:DESIGN_SAMPLES].clone()
-    torch.save(data, CACHE / "design_data.pt")
-    dense_err = test_error(model, xte, yte)
-    platform = Platform.load(PLATFORM)
-
+    torch.save(data, CACHE / f"design_data_seed{seed}.pt")
     t = time.perf_counter()
-    results = {"network_E": design(model, platform, data, groups=GROUPS)}
-    table = results["network_E"].table
-    results["rel_output_E"] = design(model, platform, data, table=table, aggregate="rel_output_E")
+    result = design(model, platform, data, groups=GROUPS)
+    table = result.table
     measured: dict = {}
-    log(f"option table + fronts: {time.perf_counter() - t:.1f} s, "
-        f"{sum(len(r) for r in table.options)} options, {len(results['network_E'].front)} plans on the front, "
-        f"{len(results['network_E'].constant)} constant plans")
-    result = results["network_E"]
-
+    log(f"seed {seed}: option table + front {time.perf_counter() - t:.1f} s, {sum(len(r) for r in table.options)} "
+        f"options, {len(result.front)} plans on the front, {len(result.constant)} constant plans")
     # budgets: every constant plan's predicted time; the designed plan of each selection rule:
     # "rescored" (the default: front of the network_E sum, chosen by measured error on the data),
     # and the two additive aggregates alone (chosen on the front by the sum)
-    rules = {"rescored": dict(aggregate="network_E", rescore=True),
-             "network_E": dict(aggregate="network_E", rescore=False),
-             "rel_output_E": dict(aggregate="rel_output_E", rescore=False)}
-    t = time.perf_counter()
     budgets = {rule: [(c, design(model, platform, data, table=table, max_time_s=c.time_s, measured_cache=measured,
-                                 **kw).chosen) for c in result.constant] for rule, kw in rules.items()}
-    log(f"designed plans for {len(result.constant)} budgets x {len(rules)} rules: {time.perf_counter() - t:.1f} s")
+                                 **kw).chosen) for c in result.constant] for rule, kw in RULES.items()}
     dense_plan = plan_from_table(table, [0] * len(table.layers), "dense")
     plans = {key(dense_plan): dense_plan}
-    for rule in rules:
+    for rule in RULES:
         for c, d in budgets[rule]:
             plans.setdefault(key(c), c)
             plans.setdefault(key(d), d)
-
-    cache_path = CACHE / "plans.json"
+    cache_path = CACHE / f"plans_seed{seed}.json"
     done = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     with torch.no_grad():
         ref_logits = model(xte)
-    for i, (k, plan) in enumerate(plans.items()):
+    for k, plan in plans.items():
         if k in done:
             continue
-        t = time.perf_counter()
         new, _ = convert_plan(model, plan, data, table)
         with torch.no_grad():
             logits = new(xte)
@@ -155,106 +138,130 @@ def main(argv=None) -> int:
         err0 = test_error(new, xte, yte)
         tuned = copy.deepcopy(new)
         train(tuned, xtr, ytr, **FINETUNE)
-        err1 = test_error(tuned, xte, yte)
-        done[k] = {"test_error_converted": err0, "test_error_finetuned": err1, "logit_rel_error": out_err}
+        done[k] = {"test_error_converted": err0, "test_error_finetuned": test_error(tuned, xte, yte),
+                   "logit_rel_error": out_err}
         cache_path.write_text(json.dumps(done, indent=1))
-        log(f"plan {i + 1}/{len(plans)} {plan.label}: error {plan.error:.3f}, test error {err0:.4f} -> {err1:.4f} "
-            f"({time.perf_counter() - t:.1f} s)")
+    log(f"seed {seed}: {len(plans)} plans converted and evaluated")
+    return dict(seed=seed, model=model, data=data, result=result, table=table, budgets=budgets, plans=plans,
+                done=done, measured=measured, dense=dense_plan, dense_err=test_error(model, xte, yte), x1=xte[:1].clone())
 
-    # timings: best of rounds, shuffled order each round
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=5, help="timing rounds (best of; shuffled order each)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="networks (training and split seeds)")
+    ap.add_argument("--out", default=str(HERE / "results"))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    platform = Platform.load(PLATFORM)
+    runs = [run_seed(seed, platform) for seed in args.seeds]
+
+    # timings of every plan structure (time does not depend on the weights): seed order first found
+    where = {}
+    for run in runs:
+        for k in run["plans"]:
+            where.setdefault(k, run)
     tpath = CACHE / "timings.json"
     timings = json.loads(tpath.read_text()) if tpath.exists() else {}
-    x1 = xte[:1].clone()
     models = {}
     for r in range(args.rounds):
-        if str(r) in timings and set(timings[str(r)]) >= set(plans):
+        if str(r) in timings and set(timings[str(r)]) >= set(where):
             continue
-        order = list(plans)
+        order = list(where)
         random.Random(r).shuffle(order)
         row = {}
         for k in order:
+            run = where[k]
             if k not in models:
-                models[k] = convert_plan(model, plans[k], data, table)[0].eval()
-            row[k] = measure_time(models[k], x1)
+                models[k] = convert_plan(run["model"], run["plans"][k], run["data"], run["table"])[0].eval()
+            row[k] = measure_time(models[k], run["x1"])
         timings[str(r)] = row
         tpath.write_text(json.dumps(timings, indent=1))
-        log(f"timing round {r + 1}/{args.rounds} done")
-    best = {k: min(timings[str(r)][k] for r in range(args.rounds)) for k in plans}
+        log(f"timing round {r + 1}/{args.rounds} done ({len(order)} plans)")
+    best = {k: min(timings[str(r)][k] for r in range(args.rounds)) for k in where}
 
-    rows = []
-    for k, plan in plans.items():
-        choice = [next(i for i, o in enumerate(row) if o.method == l["method"] and o.groups == l["groups"])
-                  for row, l in zip(table.options, plan.layers)]
-        rows.append({"plan": plan.label, "key": k, "layers": plan.short(), "predicted_time_s": plan.time_s,
-                     "measured_time_s": best[k],
-                     "network_E_sum": plan_from_table(table, choice, aggregate="network_E").error,
-                     "rel_output_E_sum": plan_from_table(table, choice, aggregate="rel_output_E").error,
-                     "measured_error": measured.get(plan.key()),
-                     "params": plan.params, **done[k]})
-    with open(out / "plans.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    rows, brow = [], []
+    for run in runs:
+        table, done = run["table"], run["done"]
+        for k, plan in run["plans"].items():
+            choice = [next(i for i, o in enumerate(row) if o.method == l["method"] and o.groups == l["groups"])
+                      for row, l in zip(table.options, plan.layers)]
+            rows.append({"seed": run["seed"], "plan": plan.label, "key": k, "layers": plan.short(),
+                         "predicted_time_s": plan.time_s, "measured_time_s": best[k],
+                         "network_E_sum": plan_from_table(table, choice, aggregate="network_E").error,
+                         "rel_output_E_sum": plan_from_table(table, choice, aggregate="rel_output_E").error,
+                         "measured_error": run["measured"].get(plan.key()), "params": plan.params, **done[k]})
+        for rule in RULES:
+            for c, d in run["budgets"][rule]:
+                within = [p for p in run["result"].constant if p.time_s <= c.time_s]
+                brow.append({
+                    "seed": run["seed"], "rule": rule, "budget": c.label, "max_time_s": c.time_s,
+                    "designed": d.short(), "designed_predicted_s": d.time_s,
+                    "designed_measured_s": best[key(d)], "constant_measured_s": best[key(c)],
+                    "designed_test_error_converted": done[key(d)]["test_error_converted"],
+                    "best_constant_test_error_converted": min(done[key(p)]["test_error_converted"] for p in within),
+                    "designed_test_error_finetuned": done[key(d)]["test_error_finetuned"],
+                    "best_constant_test_error_finetuned": min(done[key(p)]["test_error_finetuned"] for p in within),
+                })
+    for name, table_rows in (("plans.csv", rows), ("budgets.csv", brow)):
+        with open(out / name, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(table_rows[0]))
+            w.writeheader()
+            w.writerows(table_rows)
 
-    brow = []
-    for rule in rules:
-        for c, d in budgets[rule]:
-            kc, kd = key(c), key(d)
-            # constant plans within this budget (predicted time <= T)
-            within = [p for p in result.constant if p.time_s <= c.time_s]
-            best_c0 = min(done[key(p)]["test_error_converted"] for p in within)
-            best_c1 = min(done[key(p)]["test_error_finetuned"] for p in within)
-            brow.append({
-                "rule": rule, "budget": c.label, "max_time_s": c.time_s, "designed": d.short(),
-                "designed_predicted_s": d.time_s,
-                "designed_measured_s": best[kd], "constant_measured_s": best[kc],
-                "designed_test_error_converted": done[kd]["test_error_converted"],
-                "best_constant_test_error_converted": best_c0,
-                "designed_test_error_finetuned": done[kd]["test_error_finetuned"],
-                "best_constant_test_error_finetuned": best_c1,
-            })
-    with open(out / "budgets.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(brow[0]))
-        w.writeheader()
-        w.writerows(brow)
+    # per budget label, the mean over seeds
+    import pandas as pd
 
+    frame = pd.DataFrame(brow)
+    mean = frame.groupby(["rule", "budget"], sort=False).mean(numeric_only=True).reset_index()
+    mean.to_csv(out / "budgets_mean.csv", index=False)
     pred = np.array([r["predicted_time_s"] for r in rows])
     meas = np.array([r["measured_time_s"] for r in rows])
     summary = {
-        "dense_test_error": dense_err,
-        "dense_measured_time_s": best[key(dense_plan)],
-        "dense_predicted_time_s": dense_plan.time_s,
+        "seeds": list(args.seeds),
+        "dense_test_error": [run["dense_err"] for run in runs],
+        "dense_measured_time_s": best[key(runs[0]["dense"])],
+        "dense_predicted_time_s": runs[0]["dense"].time_s,
         "plans": len(rows),
-        "front_plans": len(result.front),
+        "plan_structures_timed": len(where),
+        "options": sum(len(r) for r in runs[0]["table"].options),
+        "front_plans": [len(run["result"].front) for run in runs],
         "time_prediction_mape": float(np.mean(np.abs(pred / meas - 1))),
         "time_rank_correlation": spearman(pred, meas),
     }
     for agg in ("network_E_sum", "rel_output_E_sum", "logit_rel_error"):
-        a = [r[agg] for r in rows]
         for col in ("test_error_converted", "test_error_finetuned") + (("logit_rel_error",) if agg != "logit_rel_error" else ()):
-            summary[f"rank_correlation_{agg}_vs_{col}"] = spearman(a, [r[col] for r in rows])
-    for rule in rules:
-        bs = [b for b in brow if b["rule"] == rule]
-        for stage in ("converted", "finetuned"):
-            d = [b[f"designed_test_error_{stage}"] for b in bs]
-            c = [b[f"best_constant_test_error_{stage}"] for b in bs]
-            summary[f"{rule}_budgets_no_worse_{stage}"] = f"{sum(x <= y for x, y in zip(d, c))}/{len(bs)}"
-            summary[f"{rule}_budgets_better_{stage}"] = f"{sum(x < y for x, y in zip(d, c))}/{len(bs)}"
-        summary[f"{rule}_budgets_measured_not_slower_5pct"] = (
-            f"{sum(b['designed_measured_s'] <= 1.05 * b['constant_measured_s'] for b in bs)}/{len(bs)}")
+            # within each seed, then averaged (the networks differ)
+            per = [spearman([r[agg] for r in rows if r["seed"] == s], [r[col] for r in rows if r["seed"] == s])
+                   for s in args.seeds]
+            summary[f"rank_correlation_{agg}_vs_{col}"] = float(np.mean(per))
+    for rule in RULES:
+        for scope, table_rows in (("per_seed", frame[frame["rule"] == rule]), ("mean", mean[mean["rule"] == rule])):
+            for stage in ("converted", "finetuned"):
+                d = table_rows[f"designed_test_error_{stage}"].to_numpy()
+                c = table_rows[f"best_constant_test_error_{stage}"].to_numpy()
+                summary[f"{rule}_{scope}_no_worse_{stage}"] = f"{int((d <= c + 1e-6).sum())}/{len(d)}"
+                summary[f"{rule}_{scope}_better_{stage}"] = f"{int((d < c - 1e-6).sum())}/{len(d)}"
+            dm = table_rows["designed_measured_s"].to_numpy()
+            cm = table_rows["constant_measured_s"].to_numpy()
+            summary[f"{rule}_{scope}_measured_not_slower_5pct"] = f"{int((dm <= 1.05 * cm).sum())}/{len(dm)}"
     summary.update({
         "conditions": {"threads": torch.get_num_threads(), "torch": torch.__version__, "rounds": args.rounds,
-                       "design_samples": DESIGN_SAMPLES, "groups": list(GROUPS),
+                       "design_samples": DESIGN_SAMPLES, "groups": list(GROUPS), "platform": str(PLATFORM.name),
                        "machine": "shared 2-core CPU, other jobs running"},
         "wall_s": time.perf_counter() - t_start,
     })
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out / "design.json").write_text(json.dumps({k: v for k, v in result.as_dict().items() if k != "options"},
+    first = runs[0]
+    (out / "design.json").write_text(json.dumps({k: v for k, v in first["result"].as_dict().items() if k != "options"},
                                                 indent=1) + "\n")
-    table.to_frame().to_csv(out / "options.csv", index=False)
-    front_figure(result, out_dir=out, name="design_front")
-    measured_figure(brow, rows, out)
-    log(json.dumps(summary, indent=2))
+    first["table"].to_frame().to_csv(out / "options.csv", index=False)
+    front_figure(first["result"], out_dir=out, name="design_front")
+    measured_figure(mean.to_dict("records"), rows, out)
+    log(json.dumps({k: v for k, v in summary.items() if k != "conditions"}, indent=1))
     return 0
 
 
