@@ -233,3 +233,27 @@ def test_export_writes_a_loadable_model(model, platform, data, table, tmp_path):
     with torch.no_grad():
         assert torch.allclose(loaded(data), new(data))
     assert math.isclose(plan["error"], d.chosen.error)
+
+
+@pytest.mark.filterwarnings("ignore::groupconv.platform.UnmeasuredKernelWarning")
+def test_energy_objective_on_a_platform_with_a_meter(model, data):
+    """Energy of every call = 1 uJ + 1 nJ per MAC: the front is of energy, and a plan's
+    energy is the converted model's predicted energy (hand: the sum over its calls)."""
+    from groupconv.platform.models import KERNELS, KernelModel
+
+    energy = {k: KernelModel(kernel=k, features=("macs",), c0=1e-6, theta=(1e-9,), c0_stderr=0.0,
+                             theta_stderr=(0.0,), n=10, fit_mape=0.0, cv_mape=None, quantity="energy_J",
+                             form="linear") for k in KERNELS}
+    metered = Platform(device="cpu", metadata={"threads": 1}, roofline=Roofline(PEAK, BW, FIXED), time_models={},
+                       energy_models=energy)
+    d = design(model, metered, data, groups=(2, 4))
+    assert d.objective == "energy_J"
+    energies = [p.energy_J for p in d.front]
+    assert energies == sorted(energies) and all(e is not None for e in energies)
+    plan = d.front[0]
+    new, _ = convert_plan(model, plan, data, d.table)
+    pred = predict(metered, new, (1, 3, 8, 8))
+    assert plan.energy_J == pytest.approx(pred.energy_J, rel=1e-9)
+    assert pred.energy_J == pytest.approx(sum(1e-6 + 1e-9 * o.macs for o in pred.ops), rel=1e-9)
+    with pytest.raises(GroupConvError, match="max_time_s is a time budget"):
+        design(model, metered, data, table=d.table, objective="energy_J", max_time_s=1.0)

@@ -65,6 +65,18 @@ def test_npy_data_gives_the_same_front(files, capsys):
     assert [p["error"] for p in a] == pytest.approx([p["error"] for p in b])
 
 
+def test_input_shape_prices_another_batch(files, capsys):
+    assert main(_args(files, "--json")) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert main(_args(files, "--json", "--input-shape", "4", "3", "8", "8")) == 0
+    four = json.loads(capsys.readouterr().out)
+    assert one["input_shape"] == [1, 3, 8, 8] and four["input_shape"] == [4, 3, 8, 8]
+    # per frame, a batch of 4 amortises the fixed cost of every call: cheaper per frame
+    assert four["base_time_s"] < one["base_time_s"]
+    # the errors come from the data, not the priced shape
+    assert [p["error"] for p in four["plans"]][-1] == 0.0
+
+
 def test_export_and_figure(files, tmp_path, capsys):
     assert main(_args(files, "--max-error", "0.05", "--export", str(tmp_path / "e"), "--figure", str(tmp_path / "f"))) == 0
     text = capsys.readouterr().out
