@@ -80,7 +80,7 @@ def test_input_shape_prices_another_batch(files, capsys):
 def test_export_and_figure(files, tmp_path, capsys):
     assert main(_args(files, "--max-error", "0.05", "--export", str(tmp_path / "e"), "--figure", str(tmp_path / "f"))) == 0
     text = capsys.readouterr().out
-    assert "chosen:" in text
+    assert "chosen (designed" in text
     assert (tmp_path / "e" / "plan.json").exists() and (tmp_path / "e" / "model.pt").exists()
     assert {p.suffix for p in (tmp_path / "f").iterdir()} == {".png", ".svg", ".pdf"}
     model = torch.load(tmp_path / "e" / "model.pt", weights_only=False)

@@ -36,9 +36,9 @@ def register(subparsers) -> None:
     parser.add_argument("--groups", type=positive_int_arg, nargs="+", metavar="N",
                         help="the N to consider (default every divisor > 1 of each layer's channels)")
     budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--max-error", type=float_arg, metavar="X", help="cheapest plan with total error <= X")
-    budget.add_argument("--max-time-s", type=float_arg, metavar="T", help="least-error plan with predicted time <= T s/frame")
-    budget.add_argument("--max-params", type=positive_int_arg, metavar="P", help="least-error plan with <= P weights")
+    budget.add_argument("--max-error", type=float_arg, metavar="X", help="cheapest plan whose converted network loses at most X of its output on DATA")
+    budget.add_argument("--max-time-s", type=float_arg, metavar="T", help="plan losing the least output on DATA with predicted time <= T s/frame")
+    budget.add_argument("--max-params", type=positive_int_arg, metavar="P", help="plan losing the least output on DATA with <= P weights")
     parser.add_argument("--objective", choices=("time_s", "energy_J"),
                         help="cost of the front (default: energy where the platform has it, else time)")
     parser.add_argument("--aggregate", choices=("network_E", "rel_output_E"), default="network_E",

@@ -219,7 +219,9 @@ class Design:
             lines.append(f"{p.time_s * 1e3:9.4g} {p.error:8.4f} {p.params:>10,}  {p.short()}")
         if self.chosen is not None:
             c = self.chosen
-            lines.append(f"chosen: {c.time_s * 1e3:.4g} ms/frame, error {c.error:.4f}, {c.params:,} weights: {c.short()}")
+            measured = "" if c.measured_error is None else f" (measured on the data: {c.measured_error:.4f})"
+            lines.append(f"chosen ({c.label}): {c.time_s * 1e3:.4g} ms/frame, error {c.error:.4f}{measured}, "
+                         f"{c.params:,} weights: {c.short()}")
         lines += [f"note: {n}" for n in (*self.notes, *t.notes)]
         return "\n".join(lines)
 
