@@ -478,7 +478,7 @@ def _lag_gram(x: np.ndarray, k: int, padding, dilation: int) -> np.ndarray:
 
 def _data_scale(x: np.ndarray) -> float:
     """1.0, or the square of a power of two that brings max |x| near 1 when it is extreme."""
-    top = float(np.max(np.abs(x)))
+    top = max(float(x.max()), -float(x.min()))  # max |x| without a temporary copy
     if 2.0**-100 <= top <= 2.0**100:
         return 1.0
     return 4.0 ** int(np.clip(np.round(np.log2(top)), -500, 500))  # the scale stays a float64

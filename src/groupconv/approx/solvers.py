@@ -128,7 +128,7 @@ def _take(array: np.ndarray, index: np.ndarray, axis: int) -> np.ndarray:
 
 def _power_of_two_scale(array: np.ndarray) -> float:
     """1.0, or a power of two that brings ``max |array|`` near 1 when it is far from it (exact)."""
-    top = float(np.max(np.abs(array))) if array.size else 0.0
+    top = max(float(array.max()), -float(array.min())) if array.size else 0.0
     if top == 0.0 or 2.0**-100 <= top <= 2.0**100:
         return 1.0
     return 2.0 ** int(np.clip(np.round(np.log2(top)), -500, 500))  # its square stays a float64
