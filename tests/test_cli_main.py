@@ -14,7 +14,7 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 def test_every_subcommand_is_registered():
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices  # argparse keeps them here
-    assert set(commands) == {"approx", "calibrate", "count", "figures", "fit", "measure", "optimum-g", "predict", "recommend"}
+    assert set(commands) == {"approx", "calibrate", "count", "design", "figures", "fit", "measure", "optimum-g", "predict", "recommend"}
 
 
 @pytest.mark.parametrize(

@@ -154,7 +154,7 @@ def test_load_runs_errors_name_the_file_column_or_line(tmp_path):
     with pytest.raises(GroupConvError, match="line 2: energy_J"):
         load_runs(path)
     path = _write(tmp_path, ["layer,,,,64,64,3,14,14,4,8,gc,forward,float32,0,0,,0,none,cpu"])
-    with pytest.raises(GroupConvError, match="line 2: time_s must be > 0"):
+    with pytest.raises(GroupConvError, match="line 2: time_s must be finite and > 0"):
         load_runs(path)  # no energy: time is fitted, and a zero time is refused
     path = _write(tmp_path, ["layer,,,,64,64,3,14,14,4,8,gc,forward,float32,,0,,0,none,cpu"])
     with pytest.raises(GroupConvError, match="no usable rows with time_s"):

@@ -1,4 +1,5 @@
-"""Designing networks: the exact per-layer search and the recommended grouping.
+"""Designing networks: the exact per-layer search, the recommended grouping, and the design
+of any trained network.
 
 * :mod:`~groupconv.design.search` - :func:`search`, an exact multiple-choice knapsack
   (Pareto dynamic programme) under params and MACs budgets; :func:`brute_force`, its
@@ -6,9 +7,43 @@
 * :mod:`~groupconv.design.recommend` - :func:`recommend`, the number of groups of every
   grouped layer of a catalogue network that minimises a predicted cost (a platform's
   time, a fitted model's energy, or any per-layer pricing function).
+* :mod:`~groupconv.design.pareto` - :func:`pareto_front`, the exact front of total cost
+  against total error over one option per layer; :func:`brute_force_front`. Torch-free.
+* :mod:`~groupconv.design.options` - :func:`option_table`: every (dense, GC, BGC; N) of
+  every eligible conv of a torch model, priced on a platform and measured on the layer's
+  own activations (torch inside the functions).
+* :mod:`~groupconv.design.design` - :func:`design` (the front, the paper's constant plans,
+  the plan a budget chooses), :func:`convert_plan`, :func:`export_plan`.
 """
 
+from .design import Design, Plan, constant_plans, convert_plan, design, export_plan, plan_from_table
+from .options import DESIGN_METHODS, LayerOption, OptionTable, eligible_convs, load_data, option_table
+from .pareto import FrontPoint, brute_force_front, pareto_front
 from .recommend import Recommendation, catalogue_layers, layer_pricer, recommend
 from .search import SearchResult, brute_force, search
 
-__all__ = ["Recommendation", "SearchResult", "brute_force", "catalogue_layers", "layer_pricer", "recommend", "search"]
+__all__ = [
+    "DESIGN_METHODS",
+    "Design",
+    "FrontPoint",
+    "LayerOption",
+    "OptionTable",
+    "Plan",
+    "Recommendation",
+    "SearchResult",
+    "brute_force",
+    "brute_force_front",
+    "catalogue_layers",
+    "constant_plans",
+    "convert_plan",
+    "design",
+    "eligible_convs",
+    "export_plan",
+    "layer_pricer",
+    "load_data",
+    "option_table",
+    "pareto_front",
+    "plan_from_table",
+    "recommend",
+    "search",
+]

@@ -1,0 +1,82 @@
+"""``groupconv design``: per-layer dense, GC or BGC and N of any trained network.
+
+Examples::
+
+    groupconv design model.py:build --platform platform.json --data inputs.pt --max-error 0.5
+    groupconv design model.py:build --platform platform.json --data inputs.npy --max-time-s 2e-3 --json
+    groupconv design model.py:build --platform platform.json --data inputs.pt --max-error 0.5 --export out/
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import GroupConvError
+from ._common import float_arg, positive_int_arg, print_json
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "design",
+        help="per-layer grouping (dense, GC or BGC and N) of a trained model: the front of predicted cost vs error",
+        description="For every eligible conv of MODEL and every (method, N): its predicted time (and energy) "
+        "on the platform and its approximation error on the layer's own input activations from DATA; then "
+        "the exact Pareto front of total predicted cost against total error, the paper's constant plans, "
+        "and, under a budget, the chosen plan.",
+    )
+    parser.add_argument("model", metavar="MODEL", help="FILE.py:FACTORY, package.module:factory or a network name")
+    parser.add_argument("--platform", required=True, metavar="PLATFORM.json", help="a platform file (groupconv calibrate)")
+    parser.add_argument("--data", required=True, metavar="DATA", help="model inputs: a .pt tensor or a .npy array")
+    parser.add_argument("--input-shape", type=positive_int_arg, nargs="+", metavar="D",
+                        help="input shape the platform prices, batch first (default 1 x one data sample)")
+    parser.add_argument("--methods", nargs="+", choices=("gc", "bgc"), default=["gc", "bgc"],
+                        help="grouped forms besides dense (default gc bgc)")
+    parser.add_argument("--groups", type=positive_int_arg, nargs="+", metavar="N",
+                        help="the N to consider (default every divisor > 1 of each layer's channels)")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--max-error", type=float_arg, metavar="X", help="cheapest plan whose converted network loses at most X of its output on DATA")
+    budget.add_argument("--max-time-s", type=float_arg, metavar="T", help="plan losing the least output on DATA with predicted time <= T s/frame")
+    budget.add_argument("--max-params", type=positive_int_arg, metavar="P", help="plan losing the least output on DATA with <= P weights")
+    parser.add_argument("--objective", choices=("time_s", "energy_J"),
+                        help="cost of the front (default: energy where the platform has it, else time)")
+    parser.add_argument("--aggregate", choices=("network_E", "rel_output_E"), default="network_E",
+                        help="a plan's total error: sum over layers of the network's output error with that "
+                        "layer alone replaced (default), or of the layer's own lost output fraction")
+    parser.add_argument("--export", metavar="DIR", help="write the chosen plan (plan.json) and the converted model (model.pt)")
+    parser.add_argument("--figure", metavar="DIR", help="write the front figure (design_front.png/svg/pdf) into DIR")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from ..platform import Platform
+    except ImportError:
+        raise GroupConvError("groupconv.platform is not part of this installation") from None
+    from ..design import design, export_plan, load_data
+    from ..networks import resolve_model
+
+    if args.export is not None and args.max_error is None and args.max_time_s is None and args.max_params is None:
+        raise GroupConvError("--export needs a budget (--max-error, --max-time-s or --max-params) to choose a plan")
+    platform = Platform.load(args.platform)
+    model = resolve_model(args.model)
+    data = load_data(args.data)
+    result = design(model, platform, data, methods=tuple(args.methods), groups=args.groups,
+                    input_shape=args.input_shape, max_error=args.max_error, max_time_s=args.max_time_s,
+                    max_params=args.max_params, objective=args.objective, aggregate=args.aggregate)
+    written = {}
+    if args.export is not None:
+        written = {k: str(p) for k, p in export_plan(model, result.chosen, data, args.export).items()}
+    if args.figure is not None:
+        from ..design.figure import front_figure
+
+        written["figure"] = [str(p) for p in front_figure(result, out_dir=args.figure)[1]]
+    if args.json:
+        print_json({**result.as_dict(), "written": written})
+    else:
+        print(result.summary())
+        for k, p in written.items():
+            print(f"wrote {k}: {p}")
+    return 0
