@@ -21,7 +21,7 @@ import argparse
 import sys
 
 from ..errors import GroupConvError
-from ._common import int_arg, print_json
+from ._common import int_arg, nonnegative_int_arg, print_json
 
 __all__ = ["register", "run", "format_table", "format_trace", "parse_shape"]
 
@@ -57,7 +57,7 @@ def register(subparsers) -> None:
         "--input-dtype", default="float32", metavar="DTYPE",
         help="dtype of the inputs made from --input-shape: float32 (default), int64 (token ids) ...",
     )
-    parser.add_argument("--depth", type=_depth_arg, default=None, metavar="D", help="module tree depth (default 2)")
+    parser.add_argument("--depth", type=nonnegative_int_arg, default=None, metavar="D", help="module tree depth (default 2)")
     parser.add_argument("--trace", action="store_true", help="trace a catalogue network at the operator level")
     parser.add_argument(
         "--device", default="meta", metavar="DEV",
@@ -80,14 +80,6 @@ def parse_shape(text: str) -> tuple[int, ...]:
     if not shape or any(s < 1 for s in shape):
         raise argparse.ArgumentTypeError(f"not a shape of positive integers: {text!r}")
     return shape
-
-
-def _depth_arg(text: str) -> int:
-    """argparse type: a module-tree depth, an integer >= 0."""
-    value = int_arg(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
-    return value
 
 
 def _int(option: str, text: str) -> int:
