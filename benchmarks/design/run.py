@@ -151,12 +151,13 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=5, help="timing rounds (best of; shuffled order each)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="networks (training and split seeds)")
     ap.add_argument("--out", default=str(HERE / "results"))
+    ap.add_argument("--platform", type=Path, default=PLATFORM, help=f"platform file (default {PLATFORM.name})")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    platform = Platform.load(PLATFORM)
+    platform = Platform.load(args.platform)
     runs = [run_seed(seed, platform) for seed in args.seeds]
 
     # timings of every plan structure (time does not depend on the weights): seed order first found
@@ -250,7 +251,7 @@ def main(argv=None) -> int:
             summary[f"{rule}_{scope}_measured_not_slower_5pct"] = f"{int((dm <= 1.05 * cm).sum())}/{len(dm)}"
     summary.update({
         "conditions": {"threads": torch.get_num_threads(), "torch": torch.__version__, "rounds": args.rounds,
-                       "design_samples": DESIGN_SAMPLES, "groups": list(GROUPS), "platform": str(PLATFORM.name),
+                       "design_samples": DESIGN_SAMPLES, "groups": list(GROUPS), "platform": str(args.platform.name),
                        "machine": "shared 2-core CPU, other jobs running"},
         "wall_s": time.perf_counter() - t_start,
     })
