@@ -158,3 +158,20 @@ def test_repeated_group_counts_are_computed_once(capsys):
     assert main(args) == 0
     records = json.loads(capsys.readouterr().out)
     assert [(r["method"], r["groups"]) for r in records] == [("gc", 2), ("gc", 4), ("bgc", 2), ("bgc", 4)]
+
+
+def test_bgc_slope_leaves_out_n2_where_its_leading_term_vanishes(capsys):
+    args = ("approx --in-channels 16 --out-channels 16 --length 16 --data-samples 64 --weight-samples 2 "
+            "--groups 2 4 8 --method bgc --json").split()
+    assert main(args) == 0
+    records = {r["groups"]: r["E"] for r in json.loads(capsys.readouterr().out)}
+    # the slope of log E against log(1 - 1/N) through N = 4 and 8 only, by hand (two points)
+    by_hand = (math.log(records[8]) - math.log(records[4])) / (math.log(1 - 1 / 8) - math.log(1 - 1 / 4))
+    assert main(args[:-1]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("slope of log E"))
+    assert line.endswith("(N = 2 left out: (1 - 2/N) = 0)")
+    assert float(line.split(":")[1].split()[0]) == pytest.approx(by_hand, abs=1e-3)
+    # with N = 2 in the fit the slope would be far from BGC's ~2.5 (the defect this guards)
+    with_n2 = np.polyfit(np.log([1 - 1 / 2, 1 - 1 / 4, 1 - 1 / 8]),
+                         np.log([records[2], records[4], records[8]]), 1)[0]
+    assert abs(with_n2 - by_hand) > 1
