@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import GroupConvError
+from .search import backtrack, layer_fronts
 
 __all__ = ["FrontPoint", "pareto_front", "brute_force_front"]
 
@@ -118,35 +119,18 @@ def pareto_front(
             raise GroupConvError(f"params has {len(params)} layers, cost has {len(cs)}")
         ps = _rows("params", params, sizes, np.int64)
     use_p = max_params is not None
-    tail_p = np.concatenate([np.cumsum([p.min() for p in ps][::-1])[::-1], [0]])
-    if use_p and tail_p[0] > max_params:
-        raise GroupConvError(f"no plan meets max_params {max_params:,.0f}: the least possible is {int(tail_p[0]):,}")
+    least_p = sum(int(p.min()) for p in ps)
+    if use_p and least_p > max_params:
+        raise GroupConvError(f"no plan meets max_params {max_params:,.0f}: the least possible is {least_p:,}")
 
-    f_c, f_e, f_p = np.zeros(1), np.zeros(1), np.zeros(1, np.int64)
-    back: list[tuple[np.ndarray, np.ndarray]] = []
-    for l, k in enumerate(sizes):
-        c = (f_c[:, None] + cs[l][None, :]).reshape(-1)
-        e = (f_e[:, None] + es[l][None, :]).reshape(-1)
-        p = (f_p[:, None] + ps[l][None, :]).reshape(-1)
-        parent = np.repeat(np.arange(len(f_c)), k)
-        option = np.tile(np.arange(k), len(f_c))
-        if use_p:
-            ok = p + tail_p[l + 1] <= max_params
-            c, e, p, parent, option = c[ok], e[ok], p[ok], parent[ok], option[ok]
-        keep = _nondominated([c, e, p.astype(float)]) if use_p else _front_2d_params(c, e, p)
-        f_c, f_e, f_p = c[keep], e[keep], p[keep]
-        back.append((parent[keep], option[keep]))
+    def keep(sums, parent, option):
+        c, e, p = sums
+        return _nondominated([c, e, p.astype(float)]) if use_p else _front_2d_params(c, e, p)
+
+    (f_c, f_e, f_p), back, _ = layer_fronts([cs, es, ps], [None, None, max_params], keep)
     # the final front in (cost, error) only
-    final = _front_2d_params(f_c, f_e, f_p)
-    points = []
-    for state in final:
-        choice = []
-        s = int(state)
-        for parent, option in reversed(back):
-            choice.append(int(option[s]))
-            s = int(parent[s])
-        choice.reverse()
-        points.append(FrontPoint(tuple(choice), float(f_c[state]), float(f_e[state]), int(f_p[state])))
+    points = [FrontPoint(backtrack(back, int(state)), float(f_c[state]), float(f_e[state]), int(f_p[state]))
+              for state in _front_2d_params(f_c, f_e, f_p)]
     points.sort(key=lambda q: (q.cost, q.error, q.params))
     return tuple(points)
 

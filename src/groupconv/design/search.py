@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import GroupConvError
 
-__all__ = ["SearchResult", "search", "brute_force"]
+__all__ = ["SearchResult", "backtrack", "brute_force", "layer_fronts", "search"]
 
 
 @dataclass(frozen=True)
@@ -130,54 +130,90 @@ def search(
     ms = _arrays("macs", macs, n, sizes, np.int64)
     use_p, use_m = max_params is not None, max_macs is not None
 
-    # least params / MACs the layers after l can still add (for pruning and for the error)
-    tail_p = np.concatenate([np.cumsum([p.min() for p in ps][::-1])[::-1], [0]])
-    tail_m = np.concatenate([np.cumsum([m.min() for m in ms][::-1])[::-1], [0]])
-    if use_p and tail_p[0] > max_params:
-        raise GroupConvError(f"no grouping meets max_params {max_params:,.0f}: the least possible is {int(tail_p[0]):,}")
-    if use_m and tail_m[0] > max_macs:
-        raise GroupConvError(f"no grouping meets max_macs {max_macs:,.0f}: the least possible is {int(tail_m[0]):,}")
+    # least params / MACs the layers can add (the least achievable, for the error)
+    least_p, least_m = sum(int(p.min()) for p in ps), sum(int(m.min()) for m in ms)
+    if use_p and least_p > max_params:
+        raise GroupConvError(f"no grouping meets max_params {max_params:,.0f}: the least possible is {least_p:,}")
+    if use_m and least_m > max_macs:
+        raise GroupConvError(f"no grouping meets max_macs {max_macs:,.0f}: the least possible is {least_m:,}")
 
-    # front: arrays of cost, params, macs and a back-pointer (parent state, option) per stage
-    f_cost, f_p, f_m = np.zeros(1), np.zeros(1, np.int64), np.zeros(1, np.int64)
-    back: list[tuple[np.ndarray, np.ndarray]] = []
-    largest = 1
-    for l in range(n):
-        k = sizes[l]
-        c = (f_cost[:, None] + costs[l][None, :]).reshape(-1)
-        p = (f_p[:, None] + ps[l][None, :]).reshape(-1)
-        m = (f_m[:, None] + ms[l][None, :]).reshape(-1)
-        parent = np.repeat(np.arange(len(f_cost)), k)
-        option = np.tile(np.arange(k), len(f_cost))
-        ok = np.ones(len(c), dtype=bool)
-        if use_p:
-            ok &= p + tail_p[l + 1] <= max_params
-        if use_m:
-            ok &= m + tail_m[l + 1] <= max_macs
-        c, p, m, parent, option = c[ok], p[ok], m[ok], parent[ok], option[ok]
-        if len(c) == 0:
-            raise GroupConvError(
-                f"no grouping meets max_params {max_params} and max_macs {max_macs} together"
-            )
-        keep = _pareto(c, p if use_p else None, m if use_m else None, parent, option)
-        f_cost, f_p, f_m = c[keep], p[keep], m[keep]
-        back.append((parent[keep], option[keep]))
-        largest = max(largest, len(keep))
+    def keep(sums, parent, option):
+        c, p, m = sums
+        return _pareto(c, p if use_p else None, m if use_m else None, parent, option)
 
-    best = 0  # fronts are sorted by (cost, params, macs, parent, option)
-    choice = []
-    state = best
-    for parent, option in reversed(back):
-        choice.append(int(option[state]))
-        state = int(parent[state])
-    choice.reverse()
+    front, back, largest = layer_fronts([costs, ps, ms], [None, max_params, max_macs], keep)
+    if len(front[0]) == 0:
+        raise GroupConvError(
+            f"no grouping meets max_params {max_params} and max_macs {max_macs} together"
+        )
+    choice = backtrack(back, 0)  # fronts are sorted by (cost, params, macs, parent, option)
     return SearchResult(
-        choice=tuple(choice),
+        choice=choice,
         cost=float(sum(costs[l][i] for l, i in enumerate(choice))),
         params=int(sum(ps[l][i] for l, i in enumerate(choice))),
         macs=int(sum(ms[l][i] for l, i in enumerate(choice))),
         states=largest,
     )
+
+
+def layer_fronts(quantities, limits, keep):
+    """The dynamic programme over layers that :func:`search` and
+    :func:`~groupconv.design.pareto.pareto_front` share.
+
+    Parameters
+    ----------
+    quantities : list of lists of numpy arrays
+        One list per summed quantity (cost first, then e.g. error, params, MACs), each with
+        one array of option values per layer.
+    limits : list of float or None
+        Per quantity, a budget on its sum, or None. A partial choice is dropped as soon as
+        it cannot meet a budget even with the least value of every later layer.
+    keep : callable
+        ``keep(sums, parent, option)`` -> indices of the partial choices to keep (the
+        non-dominated ones, in the caller's order), given the summed quantities.
+
+    Returns
+    -------
+    front : list of numpy arrays
+        The summed quantities of the last stage's kept choices (empty when none meets the
+        budgets).
+    back : list of (parent, option) arrays
+        Back-pointers of every stage, for :func:`backtrack`.
+    largest : int
+        The largest front kept.
+    """
+    sizes = [len(a) for a in quantities[0]]
+    tails = [None if limit is None else
+             np.concatenate([np.cumsum([a.min() for a in q][::-1])[::-1], [0]])
+             for q, limit in zip(quantities, limits)]
+    front = [np.zeros(1, dtype=q[0].dtype) for q in quantities]
+    back: list[tuple[np.ndarray, np.ndarray]] = []
+    largest = 1
+    for l, k in enumerate(sizes):
+        sums = [(f[:, None] + q[l][None, :]).reshape(-1) for f, q in zip(front, quantities)]
+        parent = np.repeat(np.arange(len(front[0])), k)
+        option = np.tile(np.arange(k), len(front[0]))
+        ok = np.ones(len(parent), dtype=bool)
+        for total, tail, limit in zip(sums, tails, limits):
+            if limit is not None:
+                ok &= total + tail[l + 1] <= limit
+        sums, parent, option = [total[ok] for total in sums], parent[ok], option[ok]
+        kept = keep(sums, parent, option)
+        front = [total[kept] for total in sums]
+        back.append((parent[kept], option[kept]))
+        largest = max(largest, len(kept))
+        if len(kept) == 0:
+            break
+    return front, back, largest
+
+
+def backtrack(back, state: int) -> tuple[int, ...]:
+    """The option of every layer that leads to ``state`` of the last front."""
+    choice = []
+    for parent, option in reversed(back):
+        choice.append(int(option[state]))
+        state = int(parent[state])
+    return tuple(reversed(choice))
 
 
 def _pareto(c, p, m, parent, option) -> np.ndarray:
