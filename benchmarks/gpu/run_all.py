@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                          energy=args.energy, progress=False)
     summary["steps"]["calibrate_s"] = round(time.perf_counter() - t0, 1)
     summary["platform"] = {"has_energy": platform.has_energy, "network_correction": {
-        k: v for k, v in platform.network_correction.items() if k != "networks"}}
+        k: v for k, v in platform.network_correction.as_dict().items() if k != "networks"}}
 
     # networks: predict, then measure
     t0 = time.perf_counter()

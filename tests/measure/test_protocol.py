@@ -145,3 +145,37 @@ def test_gpu_measurement_uses_cuda_memory_and_records_cudnn_mode(fast_protocol):
     weights = sum(p.nbytes for p in module.parameters())
     assert result.peak_memory_batch_bytes >= 2 * weights + 4 * x.nbytes
     assert result.time_s > 0
+
+
+def test_fastest_window_is_the_minimum_of_its_windows_on_the_chosen_clock():
+    """The public time-only option: per step, the fastest window; a clock that does not
+    fit the device is a one-line error; wall and thread time agree on a busy loop."""
+    import time
+
+    from groupconv.errors import GroupConvError
+    from groupconv.measure import FastestWindow, Protocol, fastest_window
+
+    class Busy(torch.nn.Module):  # about 1 ms of pure-Python work on this thread
+        def forward(self, x):
+            end = time.perf_counter() + 1e-3
+            while time.perf_counter() < end:
+                pass
+            return x
+
+    protocol = Protocol(mode="forward", warmup=1, warmup_s=0.0, trials=3, min_window_s=0.01, measure_memory=False)
+    x = torch.zeros(2)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        auto = fastest_window(Busy(), x, protocol)
+    finally:
+        torch.set_num_threads(previous)
+    assert isinstance(auto, FastestWindow) and auto.clock == "thread_time" and auto.trials == 3
+    wall = fastest_window(Busy(), x, protocol, clock="wall")
+    assert wall.clock == "wall" and wall.repeats >= 5
+    for t in (auto, wall):
+        assert 0.9e-3 <= t.time_s < 5e-3 and t.time_std_s >= 0
+    with pytest.raises(GroupConvError, match="cuda_events"):
+        fastest_window(Busy(), x, protocol, clock="cuda_events")
+    with pytest.raises(GroupConvError, match="clock"):
+        fastest_window(Busy(), x, protocol, clock="sundial")

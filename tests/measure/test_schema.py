@@ -223,3 +223,24 @@ def test_docs_list_every_column():
     for column in COLUMNS:
         assert f"| `{column.name}` |" in docs, column.name
         assert column.doc in docs, column.name
+
+
+def test_run_writer_with_another_schema_resumes_and_refuses_foreign_files(tmp_path):
+    """The writer a platform calibration reuses: its own columns and key, the same format."""
+    columns = ("key", "time_s", "note")
+    path = tmp_path / "other.csv"
+    with RunWriter(path, columns=columns, key_columns=("key",), name="test file") as w:
+        w.write({"key": "a", "time_s": 0.1, "note": None})
+        w.write({"key": "b", "time_s": 2.5e-7})  # a missing column is written empty
+        with pytest.raises(GroupConvError, match="already has a row"):
+            w.write({"key": "a", "time_s": 1.0})
+    assert path.read_text() == "key,time_s,note\na,0.1,\nb,2.5e-07,\n"
+    path.write_text(path.read_text() + "c,0.")  # killed mid-row
+    with pytest.warns(UserWarning, match="cut short"):
+        again = RunWriter(path, columns=columns, key_columns=("key",), name="test file")
+    assert [r["key"] for r in again.rows] == ["a", "b"] and again.is_done(("a",)) and not again.is_done(("c",))
+    again.close()
+    foreign = tmp_path / "foreign.csv"
+    foreign.write_text("x,y\n1,2\n")
+    with pytest.raises(GroupConvError, match="not a test file of this version"):
+        RunWriter(foreign, columns=columns, key_columns=("key",), name="test file")

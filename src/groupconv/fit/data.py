@@ -149,13 +149,14 @@ class LayerArrays:
 
 @dataclass(frozen=True, eq=False)
 class EnergyData:
-    """Measured energy per frame of a set of workloads (the input of every fit).
+    """Measured energy (or time) per frame of a set of workloads (the input of every fit).
 
     Parameters
     ----------
     workloads : tuple of Workload
-    energy_J : numpy.ndarray
-        Measured energy per frame (J), one per workload, finite and > 0.
+    target : numpy.ndarray
+        The fitted quantity per frame, one per workload, finite and > 0: energy (J) or
+        time (s), as ``quantity`` says (``energy_J`` is a read-only alias of it).
     info : pandas.DataFrame
         One row per workload with at least ``key`` (points sharing a key are the same
         workload at different batch sizes; leave-one-out drops a whole key) and ``batch``;
@@ -165,13 +166,13 @@ class EnergyData:
     notes : tuple of str
         What was skipped or assumed while loading.
     quantity : {"energy_J", "time_s"}
-        What ``energy_J`` holds: energy per frame (the default), or time per frame in
+        What ``target`` holds: energy per frame (the default), or time per frame in
         seconds when only time was measured (a CPU without an energy meter); every model
         then fits time with the same formulas, its coefficients in seconds.
     """
 
     workloads: tuple[Workload, ...]
-    energy_J: np.ndarray
+    target: np.ndarray
     info: pd.DataFrame
     source: str = ""
     notes: tuple[str, ...] = field(default=())
@@ -179,18 +180,19 @@ class EnergyData:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "workloads", tuple(self.workloads))
-        energy = np.asarray(self.energy_J, dtype=float).reshape(-1)
-        object.__setattr__(self, "energy_J", energy)
+        v.one_of("quantity", self.quantity, QUANTITIES)
+        values = np.asarray(self.target, dtype=float).reshape(-1)
+        object.__setattr__(self, "target", values)
         if len(self.workloads) == 0:
             raise GroupConvError("energy data has no points")
-        if len(energy) != len(self.workloads):
+        if len(values) != len(self.workloads):
             raise GroupConvError(
-                f"energy_J has {len(energy)} values for {len(self.workloads)} workloads"
+                f"{self.quantity} has {len(values)} values for {len(self.workloads)} workloads"
             )
-        bad = ~np.isfinite(energy) | (energy <= 0)
+        bad = ~np.isfinite(values) | (values <= 0)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise GroupConvError(f"energy_J must be finite and > 0, got {float(energy[i])!r} at point {i}")
+            raise GroupConvError(f"{self.quantity} must be finite and > 0, got {float(values[i])!r} at point {i}")
         info = self.info.reset_index(drop=True).copy()
         if len(info) != len(self.workloads):
             raise GroupConvError(f"info has {len(info)} rows for {len(self.workloads)} workloads")
@@ -199,7 +201,11 @@ class EnergyData:
         info["batch"] = [w.batch for w in self.workloads]
         object.__setattr__(self, "info", info)
         object.__setattr__(self, "notes", tuple(self.notes))
-        v.one_of("quantity", self.quantity, QUANTITIES)
+
+    @property
+    def energy_J(self) -> np.ndarray:
+        """Read-only alias of :attr:`target` (what older code and notebooks read)."""
+        return self.target
 
     @classmethod
     def from_workloads(
@@ -247,7 +253,7 @@ class EnergyData:
             raise GroupConvError("subset selects no points")
         return EnergyData(
             tuple(self.workloads[i] for i in idx),
-            self.energy_J[idx],
+            self.target[idx],
             self.info.iloc[idx].reset_index(drop=True),
             self.source,
             self.notes,
@@ -265,7 +271,7 @@ class EnergyData:
         """The label table with the measured ``energy_J`` and each workload's totals."""
         arrays = self.layers
         out = self.info.copy()
-        out["energy_J"] = self.energy_J
+        out["energy_J"] = self.target
         out["macs"] = arrays.per_workload(arrays.macs)
         out["params"] = arrays.per_workload(arrays.params)
         out["activations"] = arrays.per_workload(arrays.activations)

@@ -32,8 +32,9 @@ from scipy.optimize import least_squares
 
 from .. import _validate as v
 from ..errors import GroupConvError
+from ..lsq import jacobian_covariance
 from .data import EnergyData
-from .models import EnergyModel
+from .models import EnergyModel, get_model
 
 __all__ = ["FitResult", "fit_model", "LOSSES"]
 
@@ -57,10 +58,10 @@ def _solve(model: EnergyModel, data: EnergyData, loss: str, start: np.ndarray | 
         # a parameter that starts at 0 gets the scale at which its term is ~ the data
         jac0 = model.jacobian(p0, data.layers, data.batch)
         if jac0 is not None:
-            typical = np.median(np.abs(jac0 / data.energy_J[:, None]), axis=0)
+            typical = np.median(np.abs(jac0 / data.target[:, None]), axis=0)
             scale = np.where((p0 == 0) & (typical > 0), 1.0 / np.maximum(typical, 1e-300), scale)
     theta0 = np.clip(p0 / scale, lower / scale, upper / scale)
-    y = data.energy_J
+    y = data.target
     predict, jacobian = model.compile(data.layers, data.batch)
 
     def fun(theta: np.ndarray) -> np.ndarray:
@@ -89,12 +90,10 @@ def _covariance(result, scale: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarr
     dof = n - int(free.sum())
     if dof <= 0 or not free.any():
         return cov, ~free
-    s2 = 2.0 * result.cost / dof
-    jac = result.jac[:, free]
-    jtj = jac.T @ jac
-    if np.linalg.matrix_rank(jac) < jac.shape[1]:
-        return cov, ~free  # rank-deficient: some combination is not identifiable
-    inv = np.linalg.inv(jtj) * s2
+    # None when rank-deficient: some combination is not identifiable
+    inv = jacobian_covariance(result.jac[:, free], 2.0 * result.cost, dof, require_full_rank=True)
+    if inv is None:
+        return cov, ~free
     d = scale[free]
     cov[np.ix_(free, free)] = inv * np.outer(d, d)
     return cov, ~free
@@ -159,13 +158,13 @@ class FitResult:
     def loo_mape(self) -> float | None:
         if self.loo_predicted is None:
             return None
-        return float(np.mean(np.abs(self.loo_predicted / self.data.energy_J - 1.0)))
+        return float(np.mean(np.abs(self.loo_predicted / self.data.target - 1.0)))
 
     @property
     def loo_residuals(self) -> np.ndarray | None:
         if self.loo_predicted is None:
             return None
-        return self.loo_predicted / self.data.energy_J - 1.0
+        return self.loo_predicted / self.data.target - 1.0
 
     @property
     def quantity(self) -> str:
@@ -183,7 +182,7 @@ class FitResult:
     def table(self) -> pd.DataFrame:
         """One row per point: labels, measured and predicted energy, residuals."""
         out = self.data.info.copy()
-        out["energy_J"] = self.data.energy_J
+        out["energy_J"] = self.data.target
         out["predicted_J"] = self.predicted
         out["residual"] = self.residuals
         if self.loo_predicted is not None:
@@ -367,8 +366,6 @@ def fit_model(
     -------
     FitResult
     """
-    from .models import get_model
-
     if isinstance(model, str):
         model = get_model(model)
     if not isinstance(model, EnergyModel):
@@ -385,7 +382,7 @@ def fit_model(
     params, result, scale = _solve(model, data, loss)
     cov, bound = _covariance(result, scale, len(data))
     predicted = model._predict_arrays(params, data.layers, data.batch)
-    residuals = predicted / data.energy_J - 1.0
+    residuals = predicted / data.target - 1.0
     names = model.param_names
     stderr = {n: float(np.sqrt(cov[i, i])) if np.isfinite(cov[i, i]) else float("nan") for i, n in enumerate(names)}
     at_bound = tuple(n for n, b in zip(names, bound) if b)

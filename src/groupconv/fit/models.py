@@ -40,18 +40,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import numpy as np
-from scipy.optimize import minimize_scalar, nnls
+from scipy.optimize import minimize_scalar
 
 from .. import _validate as v
 from ..cost import ConvLayer
 from ..errors import GroupConvError
+from ..lsq import nnls_relative
 from .data import EnergyData, LayerArrays, Workload
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .fitting import FitResult
 
 __all__ = [
     "Param",
@@ -194,12 +192,6 @@ class EnergyModel:
         """Quantities derived from the fitted parameters (e.g. c for a given alpha)."""
         return {}
 
-    def fit(self, data: EnergyData, **kwargs) -> FitResult:
-        """Fit to ``data``; keyword arguments go to :func:`groupconv.fit.fitting.fit_model`."""
-        from .fitting import fit_model
-
-        return fit_model(self, data, **kwargs)
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -231,11 +223,7 @@ class _LinearModel(EnergyModel):
     def initial_guess(self, data: EnergyData) -> np.ndarray:
         # Non-negative least squares on relative residuals (X p / y - 1) is the exact
         # optimum of the relative loss; the optimiser then only polishes it.
-        x = self.design(data.layers, data.batch) / data.energy_J[:, None]
-        norms = np.linalg.norm(x, axis=0)
-        norms[norms == 0] = 1.0
-        coef, _ = nnls(x / norms, np.ones(len(data)))
-        return coef / norms
+        return nnls_relative(self.design(data.layers, data.batch), data.target)[0]
 
 
 class PaperModel(EnergyModel):
@@ -287,7 +275,7 @@ class PaperModel(EnergyModel):
 
     def initial_guess(self, data: EnergyData) -> np.ndarray:
         # For each beta on a grid the best scale is closed-form (relative residuals).
-        layers, y = data.layers, data.energy_J
+        layers, y = data.layers, data.target
         best = None
         for beta in np.linspace(0.0, 1.0, 21):
             f = self._predict_arrays(np.array([1.0, beta]), layers, data.batch) / y
@@ -454,11 +442,8 @@ class GpuModel(EnergyModel):
 
     def _nnls(self, data: EnergyData, kappa: float) -> tuple[np.ndarray, float]:
         """Exact relative-loss optimum of the linear coefficients at ``kappa`` (and its cost)."""
-        x = self.design(data.layers, data.batch, kappa) / data.energy_J[:, None]
-        norms = np.linalg.norm(x, axis=0)
-        norms[norms == 0] = 1.0
-        coef, residual = nnls(x / norms, np.ones(len(data)))
-        return coef / norms, residual**2
+        coef, residual = nnls_relative(self.design(data.layers, data.batch, kappa), data.target)
+        return coef, residual**2
 
     def initial_guess(self, data: EnergyData) -> np.ndarray:
         if self.kappa is not None:

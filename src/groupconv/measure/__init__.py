@@ -24,7 +24,7 @@ from .energy import (
     measure_idle_power,
     read_power_log,
 )
-from .protocol import MODES, Protocol, Result, measure
+from .protocol import CLOCKS, MODES, FastestWindow, Protocol, Result, fastest_window, measure
 from .schema import COLUMN_NAMES, COLUMNS, KEY_COLUMNS, RunWriter, read_runs
 from .workloads import (
     LayerWorkload,
@@ -47,8 +47,11 @@ __all__ = [
     "integrate_power",
     "measure_idle_power",
     "read_power_log",
+    "CLOCKS",
+    "FastestWindow",
     "MODES",
     "Protocol",
+    "fastest_window",
     "Result",
     "measure",
     "COLUMNS",

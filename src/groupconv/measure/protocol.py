@@ -27,6 +27,12 @@ The protocol for one module and one input batch ``x``:
    CPU: torch's profiler with ``profile_memory=True``, which sees every allocation of
    torch's CPU allocator; memory that libraries such as oneDNN allocate on their own is
    not seen. Reported per frame (divided by ``batch``) and for the whole batch.
+
+:func:`fastest_window` is the other public timing option, for time alone (no energy
+to integrate): the same step, warm-up and window sizing, but the **fastest** of the
+``trials`` windows (a window can only be slowed down by other work, so the minimum is
+the best estimate of the undisturbed time) on a chosen clock (:data:`CLOCKS`): this
+thread's CPU time, wall time, or CUDA events.
 """
 
 from __future__ import annotations
@@ -46,9 +52,15 @@ from .energy import EnergySource, NoEnergySource
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["MODES", "Protocol", "Result", "measure", "make_step", "peak_memory_bytes"]
+__all__ = ["CLOCKS", "MODES", "FastestWindow", "Protocol", "Result", "fastest_window", "measure", "make_step",
+           "peak_memory_bytes"]
 
 MODES: tuple[str, ...] = ("forward", "forward_backward")
+
+#: Clocks of :func:`fastest_window`: ``auto`` (CUDA events on a GPU; on a CPU this
+#: thread's CPU time with one torch thread, wall time with several), ``thread_time``,
+#: ``wall`` (``time.perf_counter``) and ``cuda_events``.
+CLOCKS: tuple[str, ...] = ("auto", "thread_time", "wall", "cuda_events")
 
 
 @dataclass(frozen=True)
@@ -388,3 +400,84 @@ def measure(
         window_s=statistics.fmean(times),
         cudnn_benchmark=protocol.cudnn_benchmark if cuda else None,
     )
+
+
+@dataclass(frozen=True)
+class FastestWindow:
+    """Time of one step (the whole batch) by :func:`fastest_window`.
+
+    ``time_s`` is the fastest window / ``repeats``; ``time_std_s`` the standard deviation
+    over the ``trials`` windows (per step); ``clock`` the clock that timed them.
+    """
+
+    time_s: float
+    time_std_s: float
+    repeats: int
+    trials: int
+    clock: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+def resolve_clock(clock: str, device: torch.device | str, threads: int) -> str:
+    """The concrete clock ``auto`` stands for (see :data:`CLOCKS`)."""
+    v.one_of("clock", clock, CLOCKS)
+    cuda = str(device).startswith("cuda")
+    if clock == "auto":
+        return "cuda_events" if cuda else ("thread_time" if threads == 1 else "wall")
+    if clock == "cuda_events" and not cuda:
+        from ..errors import GroupConvError
+
+        raise GroupConvError(f"clock 'cuda_events' needs a CUDA device, got {str(device)!r}")
+    return clock
+
+
+def fastest_window(module: torch.nn.Module, x: torch.Tensor, protocol: Protocol = Protocol(), *,
+                   clock: str = "auto") -> FastestWindow:
+    """Time one step of ``module`` on ``x``: the fastest of ``protocol.trials`` windows.
+
+    The step, the warm-up and the window sizing of :func:`measure` (``protocol.mode``,
+    ``warmup``, ``warmup_s``, ``min_window_s``), but no energy and no memory, and the
+    **minimum** over windows instead of the mean.
+
+    Parameters
+    ----------
+    module, x : as for :func:`measure`
+    protocol : Protocol
+    clock : {"auto", "thread_time", "wall", "cuda_events"}
+        How each window is timed. ``thread_time`` (this thread's CPU time) is the time
+        the work took when every kernel runs on the calling thread (``torch.set_num_threads(1)``),
+        whatever else the machine runs: on a machine shared with other work, wall-clock
+        windows are stretched by time-slicing, CPU time is not. With several threads use
+        ``wall``. ``auto`` picks CUDA events on a GPU, ``thread_time`` at one torch
+        thread, ``wall`` otherwise.
+
+    Returns
+    -------
+    FastestWindow
+    """
+    import torch
+
+    device = x.device
+    clock = resolve_clock(clock, device, torch.get_num_threads())
+    step = make_step(module, x, protocol.mode)
+    begin = time.perf_counter()
+    done = 0
+    while done < protocol.warmup or time.perf_counter() - begin < protocol.warmup_s:
+        step()
+        done += 1
+    repeats = _calibrate(step, protocol.min_window_s, device)
+    if clock == "cuda_events":
+        torch.cuda.synchronize(device)
+        times = [_timed_window(step, repeats, device) / repeats for _ in range(protocol.trials)]
+    else:
+        now = time.thread_time if clock == "thread_time" else time.perf_counter
+        times = []
+        for _ in range(protocol.trials):
+            start = now()
+            for _ in range(repeats):
+                step()
+            times.append((now() - start) / repeats)
+    return FastestWindow(time_s=min(times), time_std_s=statistics.stdev(times) if len(times) > 1 else 0.0,
+                         repeats=repeats, trials=protocol.trials, clock=clock)

@@ -21,7 +21,7 @@ import io
 import math
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Integral, Real
 from pathlib import Path
@@ -235,6 +235,31 @@ def _parse_lines(path: Path, text: str) -> tuple[list[str], list[dict[str, str]]
     return header, rows
 
 
+def _parse_plain(path: Path, text: str, columns: tuple[str, ...], name: str) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and rows of a CSV of another schema (``columns``): the header must be
+    exactly ``columns``, each row must have as many fields."""
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    if lines and lines[-1] == "":
+        lines.pop()
+    if not lines:
+        raise GroupConvError(f"{path}: the file is empty (no header)")
+    header = next(csv.reader([lines[0]]))
+    if tuple(header) != columns:
+        raise GroupConvError(f"{path}: not a {name} of this version (columns differ)")
+    rows: list[dict[str, str]] = []
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        try:
+            values = next(csv.reader([line], strict=True))
+        except csv.Error as exc:
+            raise GroupConvError(f"{path} line {number}: not valid CSV ({exc})") from None
+        if len(values) != len(header):
+            raise GroupConvError(f"{path} line {number}: {len(values)} fields, the header has {len(header)}")
+        rows.append(dict(zip(header, values)))
+    return header, rows
+
+
 def _read_text(path: Path) -> str:
     """The file's text; a file that is not UTF-8 text is the user's error."""
     try:
@@ -295,16 +320,38 @@ class RunWriter:
     """Append rows to a runs CSV, one at a time, flushed and fsynced; resumable.
 
     Opening an existing file validates it (a bad row raises, naming its line) and
-    collects the keys of the rows already there (:meth:`is_done`). A last line without
-    its newline (a write cut short by a kill) is dropped with a warning if it is not a
-    complete valid row.
+    collects the keys of the rows already there (:meth:`is_done`) and the rows themselves
+    (:attr:`rows`, dicts of the strings in the file). A last line without its newline (a
+    write cut short by a kill) is dropped with a warning if it is not a complete valid row.
+
+    By default the file is a measurement campaign's runs CSV (:data:`COLUMNS`, keyed by
+    :data:`KEY_COLUMNS`, every row checked). Another resumable CSV (a platform
+    calibration's, say) passes its own ``columns`` and ``key_columns`` and a ``name`` for
+    its messages; its rows are then checked for their number of fields only, and a file
+    whose header differs is refused as "not a <name> of this version".
 
     Use as a context manager or call :meth:`close`.
+
+    Parameters
+    ----------
+    path : path
+    columns : sequence of str, optional
+        The header, in file order (default :data:`COLUMN_NAMES`).
+    key_columns : sequence of str, optional
+        The columns that identify a configuration (default :data:`KEY_COLUMNS`).
+    name : str
+        What the file is, for error messages.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, columns: Sequence[str] | None = None,
+                 key_columns: Sequence[str] | None = None, name: str = "runs file") -> None:
         self.path = Path(path)
+        self._custom = columns is not None
+        self.columns: tuple[str, ...] = tuple(columns) if columns is not None else COLUMN_NAMES
+        self.key_columns: tuple[str, ...] = tuple(key_columns) if key_columns is not None else KEY_COLUMNS
+        self.name = name
         self._done: set[tuple[str, ...]] = set()
+        self.rows: list[dict[str, str]] = []
         self.existing_rows = 0
         if self.path.exists() and self.path.stat().st_size > 0:
             self._load_existing()
@@ -313,8 +360,20 @@ class RunWriter:
             if self.path.parent and not self.path.parent.exists():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = open(self.path, "w", encoding="utf-8", newline="")
-            self._write_line(list(COLUMN_NAMES))
-        self._header_len = len(COLUMN_NAMES)
+            self._write_line(list(self.columns))
+        self._header_len = len(self.columns)
+
+    def _key(self, row: Mapping[str, object]) -> tuple[str, ...]:
+        if not self._custom:
+            return row_key(row)
+        return tuple(
+            row[name] if isinstance(row.get(name), str) else format_value(row.get(name)) for name in self.key_columns
+        )
+
+    def _parse(self, text: str) -> tuple[list[str], list[dict[str, str]]]:
+        if not self._custom:
+            return _parse_lines(self.path, text)
+        return _parse_plain(self.path, text, self.columns, self.name)
 
     def _load_existing(self) -> None:
         text = _read_text(self.path)
@@ -322,10 +381,10 @@ class RunWriter:
             cut = text.rfind("\n") + 1
             if cut == 0:
                 raise GroupConvError(f"{self.path} line 1: the header is incomplete")
-            _parse_lines(self.path, text[:cut])  # complete lines: any error is real
+            self._parse(text[:cut])  # complete lines: any error is real
             header_line = text[: text.index("\n") + 1]
             try:
-                _parse_lines(self.path, header_line + text[cut:])
+                self._parse(header_line + text[cut:])
                 text += "\n"  # a complete row that only lacks its newline
             except GroupConvError:
                 number = text.count("\n") + 1
@@ -339,13 +398,14 @@ class RunWriter:
                 handle.write(text)
                 handle.flush()
                 os.fsync(handle.fileno())
-        header, rows = _parse_lines(self.path, text)
-        if header != list(COLUMN_NAMES):
+        header, rows = self._parse(text)
+        if header != list(self.columns):
             raise GroupConvError(
                 f"{self.path} line 1: its columns differ from this version's schema; "
                 "write to a new file"
             )
-        self._done = {row_key(row) for row in rows}
+        self._done = {self._key(row) for row in rows}
+        self.rows = rows
         self.existing_rows = len(rows)
 
     def _write_line(self, values: list[str]) -> None:
@@ -360,17 +420,21 @@ class RunWriter:
         return key in self._done
 
     def write(self, row: Mapping[str, object]) -> None:
-        """Validate and append one row (a mapping with every column of :data:`COLUMNS`)."""
-        missing = [name for name in COLUMN_NAMES if name not in row]
-        if missing:
-            raise GroupConvError(f"row lacks column(s) {', '.join(missing)}")
-        values = {name: format_value(row[name]) for name in COLUMN_NAMES}
-        _check_row(values, f"row for {self.path}")
-        key = row_key(values)
+        """Validate and append one row (a mapping with every column of the schema;
+        a custom schema's missing columns are written empty)."""
+        if not self._custom:
+            missing = [name for name in self.columns if name not in row]
+            if missing:
+                raise GroupConvError(f"row lacks column(s) {', '.join(missing)}")
+        values = {name: format_value(row.get(name)) for name in self.columns}
+        if not self._custom:
+            _check_row(values, f"row for {self.path}")
+        key = self._key(values)
         if key in self._done:
             raise GroupConvError(f"{self.path} already has a row for configuration {key}")
-        self._write_line([values[name] for name in COLUMN_NAMES])
+        self._write_line([values[name] for name in self.columns])
         self._done.add(key)
+        self.rows.append(values)
 
     def close(self) -> None:
         self._handle.close()

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import GroupConvError
+from ..lsq import jacobian_covariance, kfold_splits, nnls_relative
 
 __all__ = [
     "KERNELS",
@@ -426,16 +427,8 @@ def _fit_params(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | 
         return np.column_stack([d0, dz])
 
     sol = least_squares(resid, p0, jac=jac, loss="soft_l1", f_scale=0.1, max_nfev=2000)
-    J = jac(sol.x)
-    dof = len(y) - len(sol.x)
-    cov = None
-    if dof > 0:
-        r = resid(sol.x)
-        try:
-            cov = float(r @ r) / dof * np.linalg.inv(J.T @ J)
-        except np.linalg.LinAlgError:
-            cov = None
-    return sol.x, cov
+    r = resid(sol.x)
+    return sol.x, jacobian_covariance(jac(sol.x), float(r @ r), len(y) - len(sol.x))
 
 
 def _predict_params(p: np.ndarray, X: np.ndarray) -> np.ndarray:
@@ -505,10 +498,8 @@ def fit_kernel_model(
     se = np.full(len(p), np.nan) if cov is None else np.sqrt(np.clip(np.diag(cov), 0, None))
     cv = None
     if len(y) >= 10 and names and not proportional:
-        rng = np.random.default_rng(seed)
         errs = []
-        for fold in np.array_split(rng.permutation(len(y)), 5):
-            train = np.setdiff1d(np.arange(len(y)), fold)
+        for train, fold in kfold_splits(len(y), 5, seed=seed):
             pf, _ = _fit_params(X[train], y[train])
             errs.extend(np.abs(_predict_params(pf, X[fold]) / y[fold] - 1.0))
         cv = float(np.mean(errs))
@@ -529,14 +520,8 @@ def fit_kernel_model(
 
 
 def _nnls_relative(A: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """argmin_{c >= 0} sum ((A c) / y - 1)^2 (columns scaled for conditioning)."""
-    from scipy.optimize import nnls
-
-    W = A / y[:, None]
-    scale = np.linalg.norm(W, axis=0)
-    scale[scale == 0] = 1.0
-    c, _ = nnls(W / scale, np.ones_like(y), maxiter=50 * A.shape[1])
-    return c / scale
+    """argmin_{c >= 0} sum ((A c) / y - 1)^2 (:func:`groupconv.lsq.nnls_relative`)."""
+    return nnls_relative(A, y, maxiter=50 * A.shape[1])[0]
 
 
 def _fit_linear(kernel, feats, values, *, quantity, seed, name) -> KernelModel:
@@ -560,19 +545,14 @@ def _fit_linear(kernel, feats, values, *, quantity, seed, name) -> KernelModel:
     free = np.flatnonzero(c > 0)
     dof = len(y) - len(free)
     if len(free) and dof > 0:
-        W = A[:, free] / y[:, None]
-        try:
-            cov = float(rel @ rel) / dof * np.linalg.inv(W.T @ W)
+        cov = jacobian_covariance(A[:, free] / y[:, None], float(rel @ rel), dof)
+        if cov is not None:
             se[free] = np.sqrt(np.clip(np.diag(cov), 0, None))
-        except np.linalg.LinAlgError:
-            pass
         se[c == 0] = 0.0
     cv = None
     if len(y) >= 10:
-        rng = np.random.default_rng(seed)
         errs = []
-        for fold in np.array_split(rng.permutation(len(y)), 5):
-            train = np.setdiff1d(np.arange(len(y)), fold)
+        for train, fold in kfold_splits(len(y), 5, seed=seed):
             errs.extend(np.abs(A[fold] @ _nnls_relative(A[train], y[train]) / y[fold] - 1.0))
         cv = float(np.mean(errs))
     return KernelModel(

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..cost import ConvLayer
 from ..errors import GroupConvError
+from .correction import NetworkCorrection
 from .models import KernelModel, OpFeatures, Roofline, features_of
 
 __all__ = ["SCHEMA_VERSION", "Platform", "UnmeasuredKernelWarning"]
@@ -50,9 +51,10 @@ class Platform:
         Per kernel type, time (s) of one call.
     energy_models : dict of str -> KernelModel
         Per kernel type, energy (J) of one call; empty without an energy meter.
-    network_correction : dict
-        ``time_factor`` (and ``energy_factor``) multiplying the sum of per-op predictions,
-        learned from whole synthetic networks, with the errors before and after.
+    network_correction : NetworkCorrection
+        Factors multiplying the per-op predictions (per kernel group), learned from whole
+        synthetic networks, with the errors before and after (a mapping of the same
+        fields is accepted and converted).
     e2gc : dict
         The E2GC paper's law (Eq. 1) fitted to this platform's conv calibration points:
         ``beta``, ``scale``, their standard errors, ``fitted_to`` ("time_s" without a meter)
@@ -66,10 +68,14 @@ class Platform:
     roofline: Roofline
     time_models: Mapping[str, KernelModel]
     energy_models: Mapping[str, KernelModel] = field(default_factory=dict)
-    network_correction: Mapping[str, object] = field(default_factory=dict)
+    network_correction: NetworkCorrection = field(default_factory=NetworkCorrection)
     e2gc: Mapping[str, object] = field(default_factory=dict)
     validation: Mapping[str, object] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.network_correction, NetworkCorrection):
+            object.__setattr__(self, "network_correction", NetworkCorrection.from_dict(self.network_correction))
 
     @property
     def has_energy(self) -> bool:
@@ -119,12 +125,7 @@ class Platform:
             Leave out the network correction (the per-op model alone).
         """
         feats = self.features(op, batch)
-        factor = 1.0
-        if not raw:
-            from .calibrate import correction_group
-
-            factors = self.network_correction.get("factors") or {}
-            factor = float(factors.get(correction_group(feats.kernel), self.network_correction.get("time_factor", 1.0)))
+        factor = 1.0 if raw else self.network_correction.time_factor_of(feats.kernel)
         return self._predict(feats, self.time_models, factor, warn)[0]
 
     def predict_op_energy(self, op, batch: int | None = None, *, warn: bool = True) -> float | None:
@@ -133,7 +134,7 @@ class Platform:
             return None
         feats = self.features(op, batch)
         model = _lookup(self.energy_models, feats)
-        factor = float(self.network_correction.get("energy_factor", 1.0))
+        factor = self.network_correction.energy_factor_or_one
         if model is None:
             return None
         return max(model.predict(feats), 0.0) * factor
@@ -152,7 +153,7 @@ class Platform:
             "roofline": self.roofline.as_dict(),
             "time_models": {k: m.as_dict() for k, m in self.time_models.items()},
             "energy_models": {k: m.as_dict() for k, m in self.energy_models.items()},
-            "network_correction": dict(self.network_correction),
+            "network_correction": self.network_correction.as_dict(),
             "e2gc": dict(self.e2gc),
             "validation": dict(self.validation),
         }
@@ -186,7 +187,7 @@ class Platform:
                 ),
                 time_models={k: KernelModel.from_dict(m) for k, m in dict(d["time_models"]).items()},
                 energy_models={k: KernelModel.from_dict(m) for k, m in dict(d.get("energy_models", {})).items()},
-                network_correction=dict(d.get("network_correction", {})),
+                network_correction=NetworkCorrection.from_dict(d.get("network_correction", {})),
                 e2gc=dict(d.get("e2gc", {})),
                 validation=dict(d.get("validation", {})),
                 schema_version=int(version),
@@ -220,10 +221,10 @@ class Platform:
             lines.append(f"  {k:<13} n={m.n:<4} fit MAPE {100 * m.fit_mape:5.1f} %  CV MAPE {cv}")
         nc = self.network_correction
         if nc:
-            groups = ", ".join(f"{g} {v:.2f}" for g, v in dict(nc.get("factors") or {}).items())
-            lines.append(f"  network correction from {nc.get('n_networks', 0)} network(s): "
-                         f"factor {float(nc.get('time_factor', 1.0)):.3f}" + (f" ({groups})" if groups else "")
-                         + (f", LOO MAPE {100 * float(nc['loo_mape_corrected']):.1f} %" if "loo_mape_corrected" in nc else ""))
+            groups = ", ".join(f"{g} {v:.2f}" for g, v in dict(nc.factors or {}).items())
+            lines.append(f"  network correction from {nc.n_networks or 0} network(s): "
+                         f"factor {1.0 if nc.time_factor is None else nc.time_factor:.3f}" + (f" ({groups})" if groups else "")
+                         + (f", LOO MAPE {100 * nc.loo_mape_corrected:.1f} %" if nc.loo_mape_corrected is not None else ""))
         lines.append("  energy: " + ("measured" if self.has_energy else "none (no energy meter): time only"))
         return "\n".join(lines)
 

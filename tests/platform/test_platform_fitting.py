@@ -1,0 +1,61 @@
+"""fitting: a platform fitted from calibration rows (kernel models, correction, E2GC)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from groupconv.errors import GroupConvError
+from groupconv.platform import fit_platform
+from groupconv.platform.fitting import group_factors
+
+
+def _row(key, phase, kind, kernel, time_s, macs=0, nbytes=0, groups=1, spec=None, batch=1, op=""):
+    return {"key": key, "phase": phase, "kind": kind, "spec": json.dumps(spec or {}), "kernel": kernel, "op": op,
+            "batch": batch, "copies": 1, "calls": 1, "macs": macs, "bytes": nbytes, "groups": groups,
+            "cin_per_group": 1, "cout_per_group": 1, "out_pixels": 1, "taps": 1, "outer": 1,
+            "time_s": time_s, "time_std_s": 0.0, "energy_J": None}
+
+
+def test_fit_platform_recovers_synthetic_laws():
+    """Rows generated from t = 3 us + bytes / 20 GB/s: the fitted model predicts them back."""
+    rows = [_row("tiny", "roofline", "tiny", "activation", 2e-6, nbytes=8)]
+    rows.append(_row("gemm", "roofline", "linear", "matmul", 1e-2, macs=5e8, nbytes=1e7))
+    rng = np.random.default_rng(0)
+    for i, b in enumerate(rng.uniform(1e4, 1e8, 30)):
+        rows.append(_row(f"bn{i}", "op", "bn", "norm", 3e-6 + b / 2e10, nbytes=b))
+    platform = fit_platform(rows, device="cpu", metadata={"threads": 1, "dtype": "float32"})
+    assert platform.roofline.peak_macs_per_s == pytest.approx(5e10)  # 5e8 MACs in 10 ms
+    assert platform.roofline.bandwidth_bytes_per_s == pytest.approx(max(b / (3e-6 + b / 2e10) for b in
+                                                                        [float(r["bytes"]) for r in rows[2:]]))
+    assert platform.roofline.fixed_s == 2e-6
+    norm = platform.time_models["norm"]
+    assert norm.fit_mape < 0.02
+    assert norm.c0 == pytest.approx(3e-6, rel=0.1)
+    assert math.isclose(platform.network_correction.time_factor, 1.0)
+    assert "not fitted" in platform.e2gc["note"]  # no conv points: the E2GC law is not fitted, and says so
+
+
+def test_fit_platform_needs_microbenchmarks():
+    with pytest.raises(GroupConvError, match="budget"):
+        fit_platform([_row("bn", "op", "bn", "norm", 1e-5, nbytes=1e5)], device="cpu", metadata={})
+
+
+def testgroup_factors_recover_known_corrections():
+    """y = 1.3 * conv + 0.7 * matmul + 1.0 * norm + 0.8 * memory: recovered (weak ridge), and
+    bounded to [prior / 2, 2 prior]."""
+    rng = np.random.default_rng(3)
+    T = rng.uniform(0.1, 1.0, (24, 4)) * np.array([1.0, 0.5, 0.2, 0.3])
+    truth = np.array([1.3, 0.7, 1.0, 0.8])
+    a = group_factors(T, T @ truth, prior=1.0, strength=1e-4)
+    assert a == pytest.approx(truth, rel=1e-3)
+    # a group no network uses stays at the prior
+    T[:, 2] = 0.0
+    a = group_factors(T, T @ truth, prior=1.1, strength=1e-4)
+    assert a[2] == 1.1 and a[0] == pytest.approx(1.3, rel=1e-3)
+    # a factor the data push below prior / 2 stops there
+    a = group_factors(T, T @ np.array([1.0, 0.1, 1.0, 1.0]), prior=1.0, strength=1e-4)
+    assert a[1] == pytest.approx(0.5)
