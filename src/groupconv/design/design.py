@@ -3,7 +3,7 @@
 :func:`design` builds the option table of a model (:func:`~groupconv.design.options.option_table`:
 every (method, N) of every eligible conv, its predicted time and energy on the platform,
 its error on the layer's own activations), computes the exact Pareto front of total
-predicted cost against total error (:func:`~groupconv.design.pareto.pareto_front`), puts
+predicted cost against total error (:func:`~groupconv.optimize.pareto_front`), puts
 the paper's plans on it (FgGC/GC and BGC with a constant N, E2GC with a constant group
 size G) and, under a budget, chooses one plan:
 
@@ -38,7 +38,7 @@ from pathlib import Path
 from .. import _validate as v
 from ..errors import GroupConvError
 from .options import OptionTable, option_table, replacement
-from .pareto import FrontPoint, pareto_front
+from ..optimize import FrontPoint, pareto_front
 
 #: Error aggregates: the sum over layers of each option's ``network_E`` (the network's
 #: output error with that layer alone replaced) or of its ``rel_output_E`` (the layer's).

@@ -9,7 +9,7 @@ biases or batch norm) and on the MACs per frame.
 The cost separates over layers: a platform predicts a network's time as a sum over its
 operators, and only the grouped convs change with the grouping (the batch norms and
 activations around them keep their channels), so the network's cost is a constant plus
-one term per grouped layer; :func:`groupconv.design.search.search` minimises that sum
+one term per grouped layer; :func:`groupconv.optimize.search` minimises that sum
 exactly.
 
 What prices a layer (the ``price`` argument):
@@ -36,7 +36,7 @@ from .. import _validate as v
 from ..cost import ConvLayer
 from ..cost.optimum import admissible_groups
 from ..errors import GroupConvError
-from .search import search
+from ..optimize import search
 
 __all__ = ["Recommendation", "recommend", "layer_pricer", "catalogue_layers"]
 

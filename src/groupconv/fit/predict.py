@@ -13,7 +13,7 @@ Two answers to "how many groups should this conv have?":
 
 :func:`recommend_grouping` does both for every varied group conv of a catalogue
 network and reports the network's predicted EPF with the recommended grouping. Its
-choice is made by the one exact search of :func:`groupconv.design.search.search` (the
+choice is made by the one exact search of :func:`groupconv.optimize.search` (the
 same as :func:`groupconv.design.recommend` given this fit), so it also takes budgets on
 the weights and the MACs.
 """
@@ -30,7 +30,7 @@ from .. import _validate as v
 from ..cost import ConvLayer, numeric
 from ..cost import optimum as cost_optimum
 from ..errors import GroupConvError
-from ..design.search import search
+from ..optimize import search
 from .data import LayerArrays, Workload
 from .fitting import FitResult
 
@@ -198,7 +198,7 @@ def recommend_grouping(
         :data:`DEFAULT_EQ2_BETA` (0.5, the paper's own example in Eq. 3).
     max_params, max_macs : int, optional
         Budgets on the network's weights (the paper's count) and MACs per frame; the
-        grouping is the exact optimum under them (:func:`groupconv.design.search.search`).
+        grouping is the exact optimum under them (:func:`groupconv.optimize.search`).
 
     Returns
     -------
