@@ -37,7 +37,8 @@ from pathlib import Path
 
 from .. import _validate as v
 from ..errors import GroupConvError
-from .options import OptionTable, option_table, replacement
+from ..approx.network import convert_model, replacement
+from .options import OptionTable, option_table
 from ..optimize import FrontPoint, pareto_front
 
 #: Error aggregates: the sum over layers of each option's ``network_E`` (the network's
@@ -425,7 +426,7 @@ def convert_plan(model, plan: Plan, data, table: OptionTable | None = None):
     """
     import copy
 
-    from ..approx.network import _set_module, convert_model
+    from ..nn import set_submodule  # torch
 
     modules = dict(model.named_modules())
     for l in plan.layers:
@@ -440,7 +441,7 @@ def convert_plan(model, plan: Plan, data, table: OptionTable | None = None):
         k = (l["layer"], l["method"], l["groups"])
         if k in cached:
             conv = modules[l["layer"]]
-            _set_module(new, l["layer"], replacement(conv, l["method"], l["groups"], cached[k], l["layer"]))
+            set_submodule(new, l["layer"], replacement(conv, l["method"], l["groups"], cached[k], l["layer"]))
             report[l["layer"]] = {**l, "rel_output_E": None}
         else:
             by_option.setdefault((l["method"], l["groups"]), []).append(l["layer"])
@@ -449,7 +450,7 @@ def convert_plan(model, plan: Plan, data, table: OptionTable | None = None):
             warnings.filterwarnings("ignore", "the regressors are numerically rank-deficient", RuntimeWarning)
             converted, rep = convert_model(model, data, method=method, groups=groups, layers=names)
         for name, r in zip(rep["layer"], rep.to_dict("records")):
-            _set_module(new, name, converted.get_submodule(name))
+            set_submodule(new, name, converted.get_submodule(name))
             report[name] = {"layer": name, "method": method, "groups": groups,
                             "rel_output_E": float(r["rel_output_E"])}
     return new, [report[l["layer"]] for l in grouped]
