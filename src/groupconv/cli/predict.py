@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         if issubclass(w.category, UnmeasuredKernelWarning):
             print(f"groupconv: warning: {w.message}", file=sys.stderr)
     if args.figure:
-        from ..figures._save import save_figure
+        from ..figures import save_figure
         from ..figures.roofline import roofline_figure
 
         prefix = Path(args.figure)
