@@ -30,6 +30,7 @@ from .. import _validate as v
 from ..cost import ConvLayer, numeric
 from ..cost import optimum as cost_optimum
 from ..errors import GroupConvError
+from ..networks import PAPER_GROUPS, build_network
 from ..optimize import search
 from .data import LayerArrays, Workload
 from .fitting import FitResult
@@ -204,8 +205,6 @@ def recommend_grouping(
     -------
     GroupingRecommendation
     """
-    from ..networks import PAPER_GROUPS, build_network
-
     if not isinstance(fitted, FitResult):
         raise GroupConvError(f"fitted must be a FitResult, got {type(fitted).__name__}")
     batch = v.positive_int("batch", batch)
