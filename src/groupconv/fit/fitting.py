@@ -34,6 +34,7 @@ from .. import _validate as v
 from ..errors import GroupConvError
 from .data import EnergyData
 from .models import EnergyModel
+from .pricing import FitPricing
 
 __all__ = ["FitResult", "fit_model", "LOSSES"]
 
@@ -101,7 +102,7 @@ def _covariance(result, scale: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarr
 
 
 @dataclass(frozen=True, eq=False)
-class FitResult:
+class FitResult(FitPricing):
     """A fitted energy model: estimates, uncertainties, residuals, validation.
 
     Attributes
