@@ -3,7 +3,8 @@
 Packages, one concept each, in import order (each imports only those listed before it):
 
 1. :mod:`groupconv.errors`, :mod:`groupconv._validate` - the one error type and the input
-   checks that name the value (with ``_memory`` and ``paper_tables``, the embedded data).
+   checks that name the value; :mod:`groupconv.vocab` - the names of layer forms,
+   architectures and dtypes (with ``_memory`` and ``paper_tables``, the embedded data).
 2. :mod:`groupconv.cost` - MACs, parameters, activations, arithmetic intensity (E2GC
    Tables I/II), the optimum group size model (E2GC Eq. 1-4) and the BGC cost table,
    symbolically (sympy) and numerically (numpy), on plain shapes.

@@ -23,11 +23,12 @@ from torch import nn
 
 from . import _validate as v
 from .errors import GroupConvError
+from .vocab import GROUPED_METHODS, LAYER_METHODS
 
 __all__ = ["BalancedGroupConv", "METHODS", "grouped_like", "make_layer", "set_submodule"]
 
 #: Layer forms understood by :func:`make_layer` (and the ``method`` column of a runs CSV).
-METHODS: tuple[str, ...] = ("dense", "gc", "dw", "bgc")
+METHODS: tuple[str, ...] = LAYER_METHODS
 
 
 def _pair(name: str, value: int | tuple[int, int]) -> tuple[int, int]:
@@ -214,7 +215,7 @@ def grouped_like(conv: nn.Module, method: str, groups: int, *, name: str = "conv
     name : str
         The layer's name, for the error message.
     """
-    v.one_of("method", method, ("gc", "bgc"))
+    v.one_of("method", method, GROUPED_METHODS)
     groups = v.positive_int("groups", groups)
     dtype, device = conv.weight.dtype, conv.weight.device
     bias = conv.bias is not None

@@ -52,6 +52,7 @@ import numpy as np
 from .. import _validate as v
 from ..cost.numeric import gc_variant_cost, gc_variant_params
 from ..errors import GroupConvError
+from ..vocab import DESIGN_METHODS
 from .data import as_real_array
 from .measure import ApproxResult
 from .structures import METHODS
@@ -358,7 +359,7 @@ def replacement(conv, method: str, groups: int, weights=None, name: str = "conv"
     torch = _torch()
     from ..nn import grouped_like
 
-    v.one_of("method", method, ("dense", "gc", "bgc"))
+    v.one_of("method", method, DESIGN_METHODS)
     if method == "dense":
         return conv
     groups = v.positive_int("groups", groups)

@@ -51,12 +51,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        from ..platform import Platform
-    except ImportError:
-        raise GroupConvError("groupconv.platform is not part of this installation") from None
     from ..design import design, export_plan, load_data
     from ..networks import resolve_model
+    from ..platform import Platform
 
     if args.export is not None and args.max_error is None and args.max_time_s is None and args.max_params is None:
         raise GroupConvError("--export needs a budget (--max-error, --max-time-s or --max-params) to choose a plan")

@@ -6,6 +6,8 @@ The exact optimisers they use (the knapsack search, the Pareto front) live in
 * :mod:`~groupconv.design.recommend` - :func:`recommend`, the number of groups of every
   grouped layer of a catalogue network that minimises a predicted cost (a platform's
   time, a fitted model's energy, or any per-layer pricing function).
+* :mod:`~groupconv.design.budget` - :func:`parse_budget`: a budget written as a count
+  or as a paper variant (``e2gc:32``).
 * :mod:`~groupconv.design.grouping` - :func:`recommend_grouping` (deprecated), the E2GC
   table view of :func:`recommend` with the Eq. 2 columns.
 * :mod:`~groupconv.design.options` - :func:`option_table`: every (dense, GC, BGC; N) of
@@ -15,12 +17,14 @@ The exact optimisers they use (the knapsack search, the Pareto front) live in
   the plan a budget chooses), :func:`convert_plan`, :func:`export_plan`.
 """
 
+from .budget import BUDGET_QUANTITIES, parse_budget
 from .design import Design, Plan, constant_plans, convert_plan, design, export_plan, plan_from_table
 from .options import DESIGN_METHODS, LayerOption, OptionTable, eligible_convs, load_data, option_table
 from .grouping import GroupingRecommendation, recommend_grouping
 from .recommend import Recommendation, as_pricer, catalogue_layers, recommend
 
 __all__ = [
+    "BUDGET_QUANTITIES",
     "DESIGN_METHODS",
     "Design",
     "GroupingRecommendation",
@@ -37,6 +41,7 @@ __all__ = [
     "export_plan",
     "load_data",
     "option_table",
+    "parse_budget",
     "plan_from_table",
     "recommend",
     "recommend_grouping",

@@ -36,6 +36,7 @@ from ..approx.torch_layers import output_positions
 from ..cost.optimum import admissible_groups
 from ..errors import GroupConvError
 from ..platform import UnmeasuredKernelWarning, predict
+from ..vocab import DESIGN_METHODS, GROUPED_METHODS
 
 __all__ = [
     "DESIGN_METHODS",
@@ -47,8 +48,6 @@ __all__ = [
     "option_table",
 ]
 
-#: Options a layer may take (``dense`` is always one of them).
-DESIGN_METHODS: tuple[str, ...] = ("dense", "gc", "bgc")
 
 
 def eligible_convs(model) -> list[tuple[str, object]]:
@@ -295,7 +294,7 @@ def option_table(
     import torch
 
     for method in methods:
-        v.one_of("method", method, ("gc", "bgc"))
+        v.one_of("method", method, GROUPED_METHODS)
     if groups is not None:
         groups = sorted({v.positive_int("groups", g) for g in groups})
     if not isinstance(model, torch.nn.Module):

@@ -34,6 +34,7 @@ from ..cost import ConvLayer
 from ..errors import GroupConvError
 from ..networks import build_module, build_network, count_module
 from ..paper_tables import BATCHES, PLATFORMS, load_e2gc_tables, load_epf
+from ..vocab import LAYER_METHODS
 
 __all__ = [
     "Workload",
@@ -387,7 +388,7 @@ RUNS_LAYER_COLUMNS: tuple[str, ...] = (
 #: Columns a network row of a runs CSV must have.
 RUNS_NETWORK_COLUMNS: tuple[str, ...] = ("arch", "variant", "group", "batch", "energy_J")
 #: Layer methods the models describe: plain group convs, and BGC as two convs (:func:`bgc_layers`).
-MODELLED_METHODS: tuple[str, ...] = ("dense", "gc", "dw", "bgc")
+MODELLED_METHODS: tuple[str, ...] = LAYER_METHODS
 
 
 def bgc_layers(layer: ConvLayer) -> tuple[ConvLayer, ConvLayer]:

@@ -16,6 +16,7 @@ from .. import _validate as v
 from ..cost import ConvLayer
 from ..cost.layer import dtype_bytes
 from ..errors import GroupConvError
+from ..vocab import FLOAT_DTYPES, LAYER_METHODS
 from ..networks import ARCHITECTURES, VARIANTS, build_module, build_network, count_module, paper_networks
 from .protocol import MODES
 
@@ -34,9 +35,8 @@ __all__ = [
 ]
 
 #: Layer forms (``method`` column of layer rows).
-LAYER_METHODS: tuple[str, ...] = ("dense", "gc", "dw", "bgc")
 #: dtypes a campaign accepts.
-DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16", "float64")
+DTYPES: tuple[str, ...] = FLOAT_DTYPES
 
 
 def torch_dtype(name: str) -> torch.dtype:

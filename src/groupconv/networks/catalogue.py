@@ -51,6 +51,7 @@ from ..cost import ConvLayer
 from ..errors import GroupConvError
 from ._totals import LayerTotals
 from ..paper_tables import load_e2gc_tables
+from ..vocab import ARCHITECTURES, VARIANTS
 
 __all__ = [
     "ARCHITECTURES",
@@ -71,10 +72,6 @@ __all__ = [
     "PRINTED_STEP",
 ]
 
-#: Architectures of the E2GC paper's experiments.
-ARCHITECTURES: tuple[str, ...] = ("mobilenet_v1", "resnext50")
-#: ``e2gc``: ``group`` is G (channels per group); ``fggc``: ``group`` is g (number of groups).
-VARIANTS: tuple[str, ...] = ("e2gc", "fggc")
 #: The group settings of Tables III and IV.
 PAPER_GROUPS: dict[str, tuple[int, ...]] = {
     "e2gc": (1, 2, 4, 8, 16, 32),

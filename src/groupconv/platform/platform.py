@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..cost import ConvLayer
 from ..errors import GroupConvError
+from ..vocab import DTYPE_BYTES, FLOAT_DTYPES
 from .models import KernelModel, OpFeatures, Roofline, features_of
 
 __all__ = ["SCHEMA_VERSION", "Platform", "UnmeasuredKernelWarning"]
@@ -273,7 +274,6 @@ def _nan_to_none(obj):
     return obj
 
 
-_ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 
 
 def _conv_layer_op(layer: ConvLayer, batch: int, dtype: str):
@@ -287,7 +287,7 @@ def _conv_layer_op(layer: ConvLayer, batch: int, dtype: str):
     x = (batch, layer.in_channels, h_in, w_in)
     w = (layer.out_channels, layer.in_channels // layer.groups, kh, kw)
     out = (batch, layer.out_channels, layer.out_height, layer.out_width)
-    size = _ITEMSIZE.get(dtype, 4)
+    size = DTYPE_BYTES[dtype] if dtype in FLOAT_DTYPES else 4
     read = (math.prod(x) + math.prod(w) + (layer.out_channels if layer.bias else 0)) * size
     return OpCount(
         op="aten.convolution.default",
