@@ -67,7 +67,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rec.as_dict())
         return 0
-    print(rec.summary())
-    table = rec.layers.drop(columns=["options"])
-    print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print(rec.summary(layers=True))
     return 0

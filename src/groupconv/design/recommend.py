@@ -143,7 +143,9 @@ class Recommendation:
             "notes": list(self.notes),
         }
 
-    def summary(self) -> str:
+    def summary(self, layers: bool = False) -> str:
+        """Totals, the groups and the best paper variant as text; with ``layers``, the
+        per-layer table below them (what ``groupconv recommend`` prints)."""
         unit = "ms" if self.objective == "time_s" else "mJ"
         lines = [
             f"{self.arch}, batch {self.batch}, {self.image_size}x{self.image_size}: predicted "
@@ -156,6 +158,9 @@ class Recommendation:
             lines.append(f"best paper variant within the budgets: {best['variant']} {best['group']} "
                          f"({best['cost'] * 1e3:.3f} {unit})")
         lines += [f"note: {n}" for n in self.notes]
+        if layers:
+            table = self.layers.drop(columns=["options"])
+            lines.append(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
         return "\n".join(lines)
 
     def __repr__(self) -> str:
