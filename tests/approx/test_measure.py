@@ -41,7 +41,7 @@ def test_sweep_values_follow_their_definitions():
 
 def test_E_agrees_with_its_conditional_expectation_and_theory():
     # E - E_W[E|data] is pure weight-sampling noise: within 4 standard errors. The data
-    # noise of E_W[E|data] around E[E] is checked in test_approx_theory over many seeds.
+    # noise of E_W[E|data] around E[E] is checked in tests/approx/test_theory.py over many seeds.
     sweep = approximability(SMALL, groups=(2, 4), methods=("gc", "bgc"), weight_samples=40)
     for r in sweep.results:
         if r.expected_E == 0:  # BGC with N = 2 reproduces the dense conv exactly

@@ -96,14 +96,6 @@ def test_bad_inputs_are_one_line(files, tmp_path, capsys):
     _one_line_error(capsys, ["calibrate", "--device", "cuda:7", "--out", str(tmp_path / "x.json")], "cuda")
 
 
-def test_calibrate_cli_tiny_budget(tmp_path, capsys):
-    out = tmp_path / "p.json"
-    code = main(["calibrate", "--device", "cpu", "--out", str(out), "--budget-s", "2", "--quiet"])
-    text = capsys.readouterr().out
-    assert code == 0 and out.is_file() and (tmp_path / "p.runs.csv").is_file()
-    assert "roofline:" in text and "energy:" in text
-
-
 def test_predict_text_is_the_predictions_summary(files, capsys):
     """The CLI prints Prediction.summary(): the library renders the table, the CLI adapts."""
     import warnings
