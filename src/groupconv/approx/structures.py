@@ -31,6 +31,7 @@ import numpy as np
 
 from .. import _validate as v
 from ..errors import GroupConvError
+from ..vocab import GROUPED_METHODS
 
 __all__ = [
     "FeatureLayout",
@@ -44,7 +45,7 @@ __all__ = [
 ]
 
 #: Method names understood by :func:`structure` (and the CLI's ``--method``).
-METHODS = ("gc", "bgc")
+METHODS: tuple[str, ...] = GROUPED_METHODS
 
 
 @dataclass(frozen=True, eq=False)

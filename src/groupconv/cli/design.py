@@ -51,12 +51,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        from ..platform import Platform
-    except ImportError:
-        raise GroupConvError("groupconv.platform is not part of this installation") from None
     from ..design import design, export_plan, load_data
     from ..networks import resolve_model
+    from ..platform import Platform
 
     if args.export is not None and args.max_error is None and args.max_time_s is None and args.max_params is None:
         raise GroupConvError("--export needs a budget (--max-error, --max-time-s or --max-params) to choose a plan")
@@ -70,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if args.export is not None:
         written = {k: str(p) for k, p in export_plan(model, result.chosen, data, args.export).items()}
     if args.figure is not None:
-        from ..design.figure import front_figure
+        from ..figures.design_front import front_figure
 
         written["figure"] = [str(p) for p in front_figure(result, out_dir=args.figure)[1]]
     if args.json:

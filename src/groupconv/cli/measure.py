@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..vocab import ARCHITECTURES, FLOAT_DTYPES, LAYER_METHODS, VARIANTS
 from ._common import (
     int_at_least,
     nonnegative_float_arg,
@@ -25,12 +26,12 @@ from ._common import (
     positive_int_arg,
 )
 
-_METHODS = ("dense", "gc", "dw", "bgc")
+_METHODS = LAYER_METHODS
 _MODES = ("forward", "forward_backward")
 _ENERGY = ("auto", "zeus", "nvidia-smi-log", "none")
-_DTYPES = ("float32", "float16", "bfloat16", "float64")
-_VARIANTS = ("e2gc", "fggc")
-_ARCHS = ("mobilenet_v1", "resnext50")
+_DTYPES = FLOAT_DTYPES
+_VARIANTS = VARIANTS
+_ARCHS = ARCHITECTURES
 #: Smallest input side the catalogue networks accept (they downsample by 32).
 _MIN_IMAGE = 32
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import GroupConvError
 from ._common import positive_int_arg, print_json
 
 __all__ = ["register", "run"]
@@ -46,62 +45,27 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _budget(option: str, text: str | None, arch: str, quantity: str, image_size: int) -> int | None:
-    """A number (``4.2e6`` and ``4200000`` both work) or ``VARIANT:GROUP``."""
-    if text is None:
-        return None
-    if ":" in text:
-        variant, _, group = text.partition(":")
-        try:
-            group_int = int(group)
-        except ValueError:
-            raise GroupConvError(f"{option} {text!r}: the group after ':' must be an integer") from None
-        from ..design import catalogue_layers
-        from ..networks import build_network
-
-        if quantity == "params":
-            return build_network(arch, variant, group_int).params
-        layers, _ = catalogue_layers(arch, image_size, variant=variant, group=group_int)
-        return sum(layer.macs for layer in layers)
-    try:
-        value = float(text)
-    except ValueError:
-        raise GroupConvError(f"{option} must be a number or VARIANT:GROUP, got {text!r}") from None
-    if not value >= 1 or value != int(value):
-        raise GroupConvError(f"{option} must be a positive integer count, got {text!r}")
-    return int(value)
-
-
-def _load_platform(path: str):
-    try:
-        from ..platform import Platform
-    except ImportError:
-        raise GroupConvError("groupconv.platform is not part of this installation; use --paper-fit") from None
-    return Platform.load(path)
-
-
 def run(args: argparse.Namespace) -> int:
-    from ..design import recommend
-    from ..networks import ARCHITECTURES
     from .. import _validate as v
+    from ..design import parse_budget, recommend
+    from ..networks import ARCHITECTURES
+    from ..platform import Platform
 
     v.one_of("architecture", args.arch, ARCHITECTURES)
     if args.platform is not None:
-        price = _load_platform(args.platform)
+        price = Platform.load(args.platform)
     else:
         from ..fit import fit_model, paper_dataset
 
         price = fit_model("gpu", paper_dataset(args.arch, args.paper_fit))
     rec = recommend(
         args.arch, price, batch=args.batch, image_size=args.image_size,
-        max_params=_budget("--max-params", args.max_params, args.arch, "params", args.image_size),
-        max_macs=_budget("--max-macs", args.max_macs, args.arch, "macs", args.image_size),
+        max_params=parse_budget(args.max_params, args.arch, "params", image_size=args.image_size, name="--max-params"),
+        max_macs=parse_budget(args.max_macs, args.arch, "macs", image_size=args.image_size, name="--max-macs"),
         objective=args.objective,
     )
     if args.json:
         print_json(rec.as_dict())
         return 0
-    print(rec.summary())
-    table = rec.layers.drop(columns=["options"])
-    print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print(rec.summary(layers=True))
     return 0

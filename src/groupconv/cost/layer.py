@@ -26,17 +26,10 @@ from dataclasses import dataclass, replace
 
 from .. import _validate as v
 from ..errors import GroupConvError
+from ..vocab import DTYPE_BYTES
 
 __all__ = ["ConvLayer", "DTYPE_BYTES", "dtype_bytes"]
 
-#: Bytes per element of the dtypes a user is likely to name.
-DTYPE_BYTES: dict[str, int] = {
-    "float64": 8,
-    "float32": 4,
-    "float16": 2,
-    "bfloat16": 2,
-    "int8": 1,
-}
 
 
 def dtype_bytes(dtype: str | int) -> int:

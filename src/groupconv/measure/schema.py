@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import GroupConvError
+from ..vocab import LAYER_METHODS
 from .energy import ENERGY_SOURCES
 
 __all__ = [
@@ -49,7 +50,7 @@ __all__ = [
 
 WORKLOADS: tuple[str, ...] = ("layer", "network")
 #: ``method`` values: the layer forms, and "network" for network rows.
-ROW_METHODS: tuple[str, ...] = ("dense", "gc", "dw", "bgc", "network")
+ROW_METHODS: tuple[str, ...] = (*LAYER_METHODS, "network")
 MODES: tuple[str, ...] = ("forward", "forward_backward")
 
 

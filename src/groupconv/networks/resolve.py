@@ -21,16 +21,14 @@ from pathlib import Path
 
 from ..errors import GroupConvError
 from .catalogue import ARCHITECTURES
+from .torch_models import build_module
+from .zoo import ZOO
 
 __all__ = ["resolve_model"]
 
 
 def _zoo() -> dict:
-    """The standard-architecture zoo (name -> factory), or {} when it is not installed."""
-    try:
-        from .zoo import ZOO  # written on another branch; the integrator wires it in
-    except ImportError:
-        return {}
+    """The standard-architecture zoo (name -> factory)."""
     return dict(ZOO)
 
 
@@ -61,8 +59,6 @@ def resolve_model(spec: str, *, variant: str | None = None, group: int | None = 
     if spec in ARCHITECTURES:
         if variant is None or group is None:
             raise GroupConvError(f"model {spec!r} is a catalogue network: give its variant and group")
-        from .torch_models import build_module
-
         return build_module(spec, variant, group, device=device)
     zoo = _zoo()
     if spec in zoo:  # zoo names: factory(image_size=..., num_classes=...)

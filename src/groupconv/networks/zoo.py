@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Callable
 
 from .. import _validate as v
 from ..errors import GroupConvError
+from .torch_models import _resnext
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -164,8 +165,6 @@ def resnet50(image_size: int = 224, num_classes: int = 1000, *, device=None) -> 
     """
     image_size, num_classes = _check(image_size, num_classes)
     from torch import nn
-
-    from .torch_models import _resnext
 
     with _device(device):
         module = _resnext((1,) * sum(b for b, _, _, _ in RESNET50_STAGES), RESNET50_STAGES)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..cost import ConvLayer
 from ..errors import GroupConvError
+from ..vocab import DTYPE_BYTES, FLOAT_DTYPES
 from .correction import NetworkCorrection
 from .models import KernelModel, OpFeatures, Roofline, features_of
 
@@ -85,6 +86,22 @@ class Platform:
     @property
     def threads(self) -> int:
         return int(self.metadata.get("threads", 1) or 1)
+
+    # ------------------------------------------------------------------ LayerPricer
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        """What this platform prices per frame (:class:`~groupconv.cost.LayerPricer`): energy
+        first where it has an energy meter, and time."""
+        return ("energy_J", "time_s") if self.has_energy else ("time_s",)
+
+    def layer_cost(self, layer: ConvLayer, batch: int, objective: str = "time_s") -> float:
+        """Predicted time (s) or energy (J) per frame of ``layer`` run on ``batch`` frames
+        (:class:`~groupconv.cost.LayerPricer`; no warning for an unmeasured kernel)."""
+        if objective not in self.objectives:
+            raise GroupConvError(f"objective {objective} needs a platform with an energy meter; this one has none")
+        if objective == "energy_J":
+            return self.predict_op_energy(layer, batch, warn=False) / batch
+        return self.predict_op(layer, batch, warn=False) / batch
 
     # ------------------------------------------------------------------ prediction
     def features(self, op, batch: int | None = None) -> OpFeatures:
@@ -258,7 +275,6 @@ def _nan_to_none(obj):
     return obj
 
 
-_ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 
 
 def _conv_layer_op(layer: ConvLayer, batch: int, dtype: str):
@@ -272,7 +288,7 @@ def _conv_layer_op(layer: ConvLayer, batch: int, dtype: str):
     x = (batch, layer.in_channels, h_in, w_in)
     w = (layer.out_channels, layer.in_channels // layer.groups, kh, kw)
     out = (batch, layer.out_channels, layer.out_height, layer.out_width)
-    size = _ITEMSIZE.get(dtype, 4)
+    size = DTYPE_BYTES[dtype] if dtype in FLOAT_DTYPES else 4
     read = (math.prod(x) + math.prod(w) + (layer.out_channels if layer.bias else 0)) * size
     return OpCount(
         op="aten.convolution.default",

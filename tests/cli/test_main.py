@@ -8,7 +8,7 @@ import pytest
 
 from groupconv.cli import build_parser, main
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def test_every_subcommand_is_registered():

@@ -12,6 +12,18 @@ from groupconv.cli import main
 from groupconv.measure import read_runs
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One torch thread, as in tests/measure (2 shared cores: more threads oversubscribe)."""
+    torch = pytest.importorskip("torch")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 QUICK = ["--trials", "2", "--warmup-seconds", "0", "--min-window", "0.005", "--threads", "1"]
 
 
