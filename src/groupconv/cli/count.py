@@ -63,6 +63,12 @@ def register(subparsers) -> None:
         "--device", default="meta", metavar="DEV",
         help="where to trace: meta (default, nothing computed) or e.g. cpu (real kernels)",
     )
+    parser.add_argument(
+        "--mode", choices=("forward", "forward_backward"), default="forward",
+        help="forward (default: inference, eval mode, no grad) or forward_backward (one training "
+        "step: the forward in train mode and the backward to every parameter, as FlopCounterMode "
+        "users count it; backward ops are tagged phase=backward)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument(
         "--csv", choices=("ops", "op_types", "layers", "modules"), default=None,
@@ -135,7 +141,7 @@ def _run_trace(args, catalogue: bool) -> int:
         inputs = list(shapes) if len(shapes) > 1 else shapes[0]
     else:
         inputs = tuple(torch.zeros(s, dtype=dtype) for s in shapes)
-    count = count_module(model, inputs, batch=batch, device=args.device)
+    count = count_module(model, inputs, batch=batch, device=args.device, backward=args.mode == "forward_backward")
     if count.unsupported:
         listed = ", ".join(f"{op} x{n}" for op, n in sorted(count.unsupported.items()))
         print(
@@ -180,15 +186,18 @@ def format_trace(count, label: str, depth: int) -> str:
         f"written {_human(count.bytes_written, 'B')}), arithmetic intensity {count.arithmetic_intensity:.2f} MAC/B",
         f"params {count.params:,} (weights of convs and matmuls), biases {count.bias_params:,}, "
         f"other {count.other_params:,}, total {count.total_params:,}",
+        f"peak memory {_human(count.peak_bytes, 'B')} estimated, whole batch (parameters, buffers and inputs "
+        f"{_human(count.resident_bytes, 'B')} + op outputs alive at once)",
         "",
     ]
     table = count.module_table(depth)
     rows = [
         ("  " * int(r.depth) + r.module, _human(r.params) if r.params else "", _human(r.macs) if r.macs else "",
-         _human(r.bytes, "B"), f"{r.arithmetic_intensity:.2f}")
+         _human(r.bytes, "B"), f"{r.arithmetic_intensity:.2f}", r.output_shape,
+         _human(r.peak_bytes, "B") if r.peak_bytes else "")
         for r in table.itertuples()
     ]
-    lines += _render(("module", "params", "MACs", "bytes", "MAC/B"), rows, {1, 2, 3, 4})
+    lines += _render(("module", "params", "MACs", "bytes", "MAC/B", "output shape", "peak mem"), rows, {1, 2, 3, 4, 6})
     lines.append("")
     ops = count.op_table(by="op_class")
     rows = [

@@ -255,27 +255,32 @@ def _attention_bshd(q, k, v, cum_q, cum_k, max_q, max_k, backward: bool) -> int:
     return heads * (min(bounds) if bounds else t_q * t_k) * per
 
 
+def _picked(args, positions) -> list:
+    """``args`` at ``positions``, None where a call left trailing arguments out."""
+    return [args[i] if i < len(args) else None for i in positions]
+
+
 def _flash_forward(args, outs) -> int:
     # _flash_attention_forward(query, key, value, cum_seq_q, cum_seq_k, max_q, max_k, ...)
-    return _attention_bshd(*args[:7], backward=False)
+    return _attention_bshd(*_picked(args, (0, 1, 2, 3, 4, 5, 6)), backward=False)
 
 
 def _efficient_forward(args, outs) -> int:
     # _efficient_attention_forward(query, key, value, bias, cu_seqlens_q, cu_seqlens_k,
     # max_seqlen_q, max_seqlen_k, ...)
-    return _attention_bshd(*args[:3], *args[4:8], backward=False)
+    return _attention_bshd(*_picked(args, (0, 1, 2, 4, 5, 6, 7)), backward=False)
 
 
 def _flash_backward(args, outs) -> int:
     # _flash_attention_backward(grad_out, query, key, value, out, logsumexp, cum_seq_q,
     # cum_seq_k, max_q, max_k, ...)
-    return _attention_bshd(*args[1:4], *args[6:10], backward=True)
+    return _attention_bshd(*_picked(args, (1, 2, 3, 6, 7, 8, 9)), backward=True)
 
 
 def _efficient_backward(args, outs) -> int:
     # _efficient_attention_backward(grad_out, query, key, value, bias, out, cu_seqlens_q,
     # cu_seqlens_k, max_seqlen_q, max_seqlen_k, ...)
-    return _attention_bshd(*args[1:4], *args[6:10], backward=True)
+    return _attention_bshd(*_picked(args, (1, 2, 3, 6, 7, 8, 9)), backward=True)
 
 
 def _native_mha(args, outs) -> int:
