@@ -341,3 +341,20 @@ def test_peak_memory_estimate_matches_the_profiler(backward):
         assert abs(estimated - measured) <= 0.01 * measured
     peaks = count.module_table(None).set_index("module")["peak_bytes"]
     assert peaks["model"] == count.peak_bytes and (peaks <= count.peak_bytes).all()
+
+
+def test_a_model_or_factory_that_exits_is_one_line(tmp_path):
+    import sys
+
+    from groupconv.networks import resolve_model
+
+    class Exits(nn.Module):
+        def forward(self, x):
+            sys.exit(3)
+
+    with pytest.raises(GroupConvError, match="model Exits raised SystemExit: 3"):
+        count_module(Exits(), (1, 3))
+    path = tmp_path / "exits.py"
+    path.write_text("import sys\n\ndef build():\n    sys.exit(3)\n")
+    with pytest.raises(GroupConvError, match="SystemExit: 3"):
+        resolve_model(f"{path}:build")

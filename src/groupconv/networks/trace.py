@@ -522,7 +522,7 @@ def trace_model(model, inputs, *, kwargs=None, device="meta", backward=False, tr
                 torch.autograd.grad(outs, leaves, grads, allow_unused=True)
     except GroupConvError:
         raise
-    except Exception as exc:  # the user's model can raise anything: one line naming it
+    except (Exception, SystemExit) as exc:  # the user's model can raise (or exit) anything: one line naming it
         started = id(model) in recorder.called or bool(recorder.ops)
         raise _model_error(exc, model, args, kw, target, started) from None
     finally:
