@@ -18,7 +18,11 @@ Conventions
   :class:`~groupconv.cost.ConvLayer`'s traffic model.
 * ``params`` means **weights of the MAC-performing layers** (the tensors multiplied in a
   conv or a matmul), the E2GC paper's P, the same as
-  :attr:`groupconv.networks.Network.params`. ``bias_params`` are the biases of those
+  :attr:`groupconv.networks.Network.params`. A weight computed in ``forward``
+  (``weight_norm``, ``spectral_norm``, ``F.conv2d(x, 2 * w)``) counts every parameter it
+  was computed from: a parameter is a weight when a multiplied operand of a MAC op is
+  the parameter, a view of it, or a tensor computed from parameters (and buffers and
+  scalars) alone. ``bias_params`` are the biases of those
   layers, ``other_params`` everything else (batch norm, embeddings, unused modules) and
   ``total_params`` every unique parameter (tied and shared parameters once).
 * :attr:`ModelCount.layers` holds a :class:`~groupconv.cost.ConvLayer` per forward conv
@@ -376,15 +380,19 @@ def count_module(model, inputs, *, kwargs=None, batch=None, device="meta", backw
     model : torch.nn.Module
         Any model. It is not modified: its train/eval flags are restored, and on
         ``device="meta"`` its parameters and buffers are swapped for meta tensors only
-        for the run (``torch.func.functional_call``).
-    inputs : shape, list of shapes, tensor, or tuple of tensors
+        for the run. ``nn.DataParallel`` and ``DistributedDataParallel`` are unwrapped
+        (their ``.module`` is counted).
+    inputs : shape, list of shapes, tensor, tuple of tensors, dict, or None
         A shape such as ``(1, 3, 224, 224)`` means zeros of the model's float dtype;
-        tensors (integer token ids, masks ...) are moved to ``device`` as they are.
+        tensors (integer token ids, masks ...) are moved to ``device`` as they are. A
+        dict is the model's keyword arguments (``model(**inputs)``); ``None`` (or
+        ``()``) with ``kwargs`` calls the model with keywords only.
     kwargs : dict, optional
         Keyword inputs (tensors are moved to ``device``).
     batch : int, optional
         The declared number of frames: every per-frame total is divided by it. Default:
-        the leading dimension of the first input.
+        the leading dimension of the first input (positional, else the first keyword
+        tensor).
     device : str or None
         ``"meta"`` (default) counts without computing anything; ``None`` counts where
         the model is (e.g. ``"cpu"`` to run the real kernels).
