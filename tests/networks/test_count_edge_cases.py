@@ -46,6 +46,25 @@ def test_a_module_registered_twice_counts_on_meta_and_is_left_as_it_was(device):
     assert count_module(model, (1, 3, 8, 8), device=None).macs == count.macs
 
 
+def test_a_buffer_and_a_parameter_registered_twice_in_one_module():
+    class TwoNames(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4, bias=False)
+            self.register_parameter("same_weight", self.fc.weight)
+            self.register_buffer("offset", torch.ones(4))
+            self.register_buffer("offset_again", self.offset)
+
+        def forward(self, x):
+            return self.fc(x) + self.offset_again
+
+    model = TwoNames()
+    count = count_module(model, (2, 4))
+    assert (count.macs, count.params, count.total_params) == (16, 16, 16)
+    assert all(t.device.type == "cpu" for t in (*model.parameters(), *model.buffers()))
+    assert model.offset is model.offset_again and model.same_weight is model.fc.weight
+
+
 def test_a_model_error_names_the_model_and_its_message_without_blaming_the_shape():
     class Broken(nn.Module):
         def forward(self, x):
