@@ -408,7 +408,8 @@ def _model_error(exc: BaseException, model, args, kw, target, started: bool) -> 
         reason += " (the model needs real data: count it on a real device, device=None / --device cpu)"
     if not started:
         return GroupConvError(f"cannot run model {name} on device {target.type!r}: {reason}")
-    return GroupConvError(f"model {name} raised {reason} (inputs of shape {shown})")
+    label = "input shape" if len(shapes) == 1 else "input shapes"
+    return GroupConvError(f"model {name} raised {reason} ({label} {shown})")
 
 
 def _swap_tensors(model, substitutes: dict, done: list) -> None:
