@@ -204,3 +204,43 @@ def test_model_errors_exit_2_with_one_line(argv, fragment, model_file, capsys):
     lines = out.err.strip().splitlines()
     assert out.out == "" and len(lines) == 1 and lines[0].startswith("groupconv: error:")
     assert fragment in lines[0]
+
+
+def test_forward_backward_mode_is_a_training_step(model_file, capsys):
+    """``--mode forward_backward`` counts what FlopCounterMode counts for one training
+    step: the forward and the backward to every parameter."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from groupconv.networks import resolve_model
+
+    assert main(["count", f"{model_file}:build", "--input-shape", "2,3,8,8", "--json"]) == 0
+    forward = json.loads(capsys.readouterr().out)
+    assert main(["count", f"{model_file}:build", "--input-shape", "2,3,8,8", "--mode", "forward_backward", "--json"]) == 0
+    step = json.loads(capsys.readouterr().out)
+    model = resolve_model(f"{model_file}:build")
+    with FlopCounterMode(display=False) as counter:
+        model(torch.zeros(2, 3, 8, 8)).sum().backward()
+    assert step["flops"] * 2 == counter.get_total_flops()  # per frame, batch 2
+    # by hand: conv forward 8 * 64 * 27 = 13,824 and its weight gradient (the input needs
+    # none); fc forward 32, its input and weight gradients: 2 * 13,824 + 3 * 32 per frame
+    assert forward["macs"] == 13_824 + 32 and step["macs"] == 2 * 13_824 + 3 * 32
+    assert {op["phase"] for op in step["ops"]} == {"forward", "backward"}
+    with pytest.raises(SystemExit) as info:  # argparse refuses an unknown choice
+        main(["count", f"{model_file}:build", "--input-shape", "2,3,8,8", "--mode", "train"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--mode" in err[0] and "'train'" in err[0]
+
+
+def test_module_table_has_output_shapes_and_peak_memory(model_file, capsys):
+    assert main(["count", f"{model_file}:build", "--input-shape", "2,3,8,8", "--depth", "1"]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("module"))
+    assert "output shape" in header and "peak mem" in header
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    assert "2x8x8x8" in rows["conv"] and rows["fc"].split()[-3] == "2x4"
+    assert "peak memory" in out
+    assert main(["count", f"{model_file}:build", "--input-shape", "2,3,8,8", "--csv", "modules"]) == 0
+    head = capsys.readouterr().out.splitlines()[0]
+    assert head.endswith(",output_shape,peak_bytes")

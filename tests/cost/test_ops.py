@@ -108,3 +108,45 @@ def test_docstring_examples():
     import doctest
 
     assert doctest.testmod(ops).failed == 0
+
+
+def _offsets(lengths):
+    cum = [0]
+    for n in lengths:
+        cum.append(cum[-1] + n)
+    return T((len(cum),), 4, values=tuple(cum))
+
+
+def test_jagged_attention_by_hand():
+    # 4 sequences of 30, 30, 30, 33 tokens (123 packed), 4 heads of 16: every sequence
+    # attends to itself: 4 * (3 * 30^2 + 33^2) * (16 + 16) = 4 * 3,789 * 32
+    q = T((123, 4, 16))
+    cum = _offsets((30, 30, 30, 33))
+    flash = ops.op_cost("aten._flash_attention_forward.default", (q, q, q, cum, cum, 33, 33, 0.0, False, False), [q])
+    assert flash.macs == 4 * 3789 * 32 == 484_992 and flash.op_class == "attention"
+    q4 = T((1, 123, 4, 16))  # the efficient kernel's layout
+    eff = ops.op_cost("aten._efficient_attention_forward.default", (q4, q4, q4, None, cum, cum, 33, 33, 0.0, 0), [q4])
+    assert eff.macs == 484_992
+    # backward: 3 * 16 + 2 * 16 per pair and head
+    grad = ops.op_cost(
+        "aten._flash_attention_backward.default", (q, q, q, q, q, T((4, 123)), cum, cum, 33, 33, 0.0, False, None, None), [q] * 3
+    )
+    assert grad.macs == 4 * 3789 * (3 * 16 + 2 * 16) == 1_212_480
+    # offsets unknown (meta): 123 queries each attending to at most 33 keys, an upper bound
+    blind = T((5,), 4)
+    bound = ops.op_cost("aten._flash_attention_forward.default", (q, q, q, blind, blind, 33, 33, 0.0, False, False), [q])
+    assert bound.macs == 4 * 123 * 33 * 32 >= 484_992
+    # dense (B, S, H, D), no offsets: B * H * S_q * S_k * (D_qk + D_v), backward 3 D_qk + 2 D_v
+    d = T((2, 64, 4, 32))
+    assert ops.op_cost("aten._flash_attention_forward.default", (d, d, d, None, None, 64, 64, 0.0, False, False), [d]).macs == 2 * 4 * 64 * 64 * 64
+    dense_grad = ops.op_cost(
+        "aten._efficient_attention_backward.default", (d, d, d, d, None, d, None, None, 64, 64, T((2, 4, 64)), 0.0), [d] * 3
+    )
+    assert dense_grad.macs == 2 * 4 * 64 * 64 * (3 * 32 + 2 * 32)
+
+
+def test_embedding_renorm_is_mac_free_and_touches_only_the_indexed_rows():
+    table, ids = T((1000, 64)), T((2, 8), 8)
+    cost = ops.op_cost("aten.embedding_renorm_.default", (table, ids, 1.0, 2.0), [table])
+    assert cost.known and cost.macs == 0 and cost.op_class == "embedding"
+    assert (cost.bytes_read, cost.bytes_written) == (16 * 64 * 4 + 16 * 8, 16 * 64 * 4)

@@ -63,6 +63,12 @@ def register(subparsers) -> None:
         "--device", default="meta", metavar="DEV",
         help="where to trace: meta (default, nothing computed) or e.g. cpu (real kernels)",
     )
+    parser.add_argument(
+        "--mode", choices=("forward", "forward_backward"), default="forward",
+        help="forward (default: inference, eval mode, no grad) or forward_backward (one training "
+        "step: the forward in train mode and the backward to every parameter, as FlopCounterMode "
+        "users count it; backward ops are tagged phase=backward)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument(
         "--csv", choices=("ops", "op_types", "layers", "modules"), default=None,
@@ -132,7 +138,7 @@ def _run_trace(args, catalogue: bool) -> int:
         inputs = list(shapes) if len(shapes) > 1 else shapes[0]
     else:
         inputs = tuple(torch.zeros(s, dtype=dtype) for s in shapes)
-    count = count_module(model, inputs, batch=batch, device=args.device)
+    count = count_module(model, inputs, batch=batch, device=args.device, backward=args.mode == "forward_backward")
     if count.unsupported:
         listed = ", ".join(f"{op} x{n}" for op, n in sorted(count.unsupported.items()))
         print(

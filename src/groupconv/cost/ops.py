@@ -19,7 +19,9 @@ Conventions
 * Matrix products: ``mm`` (M, K) x (K, N) is M K N MACs; ``bmm`` b M K N; ``addmm`` and
   ``baddbmm`` the same (the added term is a byte cost).
 * Attention (every backend): ``B * H * S_q * S_k * (D_qk + D_v)``, the two matmuls
-  ``Q K^T`` and ``P V`` written out (causal masking is not discounted).
+  ``Q K^T`` and ``P V`` written out (causal masking is not discounted); jagged (nested
+  tensor) attention sums ``S_q,i * S_k,i`` over its sequences (the offsets' values);
+  backward ``B * H * S_q * S_k * (3 D_qk + 2 D_v)``.
 * Bytes: a *view* (view, reshape without copy, transpose, permute, expand, slice,
   select, unsqueeze, t, as_strided, alias, detach, split ...) moves nothing. Every other
   op reads each tensor argument once and writes each output once; an in-place op
@@ -43,6 +45,7 @@ __all__ = [
     "MAC_FREE_OPS",
     "VIEW_OPS",
     "FREE_OPS",
+    "VALUE_ARGS",
     "TensorSpec",
     "OpCost",
     "attention_macs",
@@ -73,6 +76,7 @@ class TensorSpec:
     shape: tuple[int, ...]
     itemsize: int = 4
     stored: int | None = None
+    values: tuple[int, ...] | None = None  # a small integer tensor's values (sequence offsets), when known
 
     @property
     def numel(self) -> int:
@@ -215,10 +219,6 @@ def _sdpa(args, outs) -> int:
     return attention_macs(args[0].shape, args[1].shape, args[2].shape)
 
 
-def _flash_forward(args, outs) -> int:
-    return attention_macs(args[0].shape, args[1].shape, args[2].shape, heads_dim=2)
-
-
 def _sdpa_backward(args, outs) -> int:
     # (grad_out, q, k, v, ...): recompute Q K^T, then dV = P^T dO, dP = dO V^T,
     # dQ = dS K, dK = dS^T Q: 5 matmuls of the forward's sizes (torch's flop counter).
@@ -227,6 +227,60 @@ def _sdpa_backward(args, outs) -> int:
     s_k, d_v = k[-2], v[-1]
     b = math.prod(lead)
     return b * s_q * s_k * (3 * d_qk + 2 * d_v)
+
+
+def _attention_bshd(q, k, v, cum_q, cum_k, max_q, max_k, backward: bool) -> int:
+    """Attention in the (B, S, H, D) layout of the fused CUDA kernels, dense or jagged.
+
+    Dense: ``B * H * S_q * S_k * per``. Jagged (nested tensors: ``cum_q``/``cum_k`` are the
+    cumulative sequence offsets, Q is (T, H, D) or (1, T, H, D) with T tokens in all):
+    ``H * sum_i(s_q,i * s_k,i) * per``, every sequence attending to itself only. ``per`` is
+    ``D_qk + D_v`` (Q K^T and P V) forward, ``3 D_qk + 2 D_v`` backward (Q K^T recomputed,
+    dV, dP, dQ, dK). Offsets unknown (traced on meta): ``min(T_q * max_k, T_k * max_q)``,
+    an upper bound that is exact when all sequences have the same length.
+    """
+    d_qk, d_v = q.shape[-1], v.shape[-1]
+    per = 3 * d_qk + 2 * d_v if backward else d_qk + d_v
+    if not isinstance(cum_q, TensorSpec) or not isinstance(cum_k, TensorSpec):
+        b, s_q, h = q.shape[0], q.shape[1], q.shape[2]
+        return b * h * s_q * k.shape[1] * per
+    heads = q.shape[-2]
+    if cum_q.values is not None and cum_k.values is not None:
+        lq, lk = cum_q.values, cum_k.values
+        pairs = sum((lq[i + 1] - lq[i]) * (lk[i + 1] - lk[i]) for i in range(min(len(lq), len(lk)) - 1))
+        return heads * pairs * per
+    t_q, t_k = math.prod(q.shape[:-2]), math.prod(k.shape[:-2])
+    bounds = [t for t in (t_q * max_k if isinstance(max_k, int) else None,
+                          t_k * max_q if isinstance(max_q, int) else None) if t is not None]
+    return heads * (min(bounds) if bounds else t_q * t_k) * per
+
+
+def _picked(args, positions) -> list:
+    """``args`` at ``positions``, None where a call left trailing arguments out."""
+    return [args[i] if i < len(args) else None for i in positions]
+
+
+def _flash_forward(args, outs) -> int:
+    # _flash_attention_forward(query, key, value, cum_seq_q, cum_seq_k, max_q, max_k, ...)
+    return _attention_bshd(*_picked(args, (0, 1, 2, 3, 4, 5, 6)), backward=False)
+
+
+def _efficient_forward(args, outs) -> int:
+    # _efficient_attention_forward(query, key, value, bias, cu_seqlens_q, cu_seqlens_k,
+    # max_seqlen_q, max_seqlen_k, ...)
+    return _attention_bshd(*_picked(args, (0, 1, 2, 4, 5, 6, 7)), backward=False)
+
+
+def _flash_backward(args, outs) -> int:
+    # _flash_attention_backward(grad_out, query, key, value, out, logsumexp, cum_seq_q,
+    # cum_seq_k, max_q, max_k, ...)
+    return _attention_bshd(*_picked(args, (1, 2, 3, 6, 7, 8, 9)), backward=True)
+
+
+def _efficient_backward(args, outs) -> int:
+    # _efficient_attention_backward(grad_out, query, key, value, bias, out, cu_seqlens_q,
+    # cu_seqlens_k, max_seqlen_q, max_seqlen_k, ...)
+    return _attention_bshd(*_picked(args, (1, 2, 3, 6, 7, 8, 9)), backward=True)
 
 
 def _native_mha(args, outs) -> int:
@@ -333,7 +387,9 @@ MAC_FORMULAS: dict[str, tuple[str, Callable]] = {
     "aten._scaled_dot_product_cudnn_attention": ("attention", _sdpa),
     "aten._scaled_dot_product_fused_attention_overrideable": ("attention", _sdpa),
     "aten._flash_attention_forward": ("attention", _flash_forward),
-    "aten._efficient_attention_forward": ("attention", _flash_forward),
+    "aten._efficient_attention_forward": ("attention", _efficient_forward),
+    "aten._flash_attention_backward": ("attention", _flash_backward),
+    "aten._efficient_attention_backward": ("attention", _efficient_backward),
     "aten._scaled_dot_product_flash_attention_for_cpu_backward": ("attention", _sdpa_backward),
     "aten._scaled_dot_product_flash_attention_backward": ("attention", _sdpa_backward),
     "aten._scaled_dot_product_efficient_attention_backward": ("attention", _sdpa_backward),
@@ -347,6 +403,12 @@ MAC_FORMULAS: dict[str, tuple[str, Callable]] = {
     "aten.conv_tbc": ("conv", _conv_tbc),
     "aten._weight_int8pack_mm": ("matmul", _int8pack_mm),
 }
+
+#: Ops whose 1-D integer tensor arguments the tracer reads for their values (offsets).
+VALUE_ARGS = frozenset((
+    "aten._flash_attention_forward", "aten._efficient_attention_forward",
+    "aten._flash_attention_backward", "aten._efficient_attention_backward",
+))
 
 #: Ops that move nothing: they return a view of their input's storage.
 VIEW_OPS = frozenset(
@@ -456,7 +518,7 @@ _COPY = (
 )
 _ACTIVATION += ("_thnn_fused_lstm_cell", "_thnn_fused_gru_cell")  # gates from precomputed matmuls
 _CAT = ("cat", "_cat", "stack", "hstack", "vstack", "concat", "concatenate", "split_copy", "_foreach_copy")
-_EMBEDDING = ("embedding", "_embedding_bag_forward_only")
+_EMBEDDING = ("embedding", "_embedding_bag_forward_only", "embedding_renorm")
 # whole-sequence RNN ops with no formula here: they decompose into addmm + gates when
 # they can, else they are unsupported
 _RNN = ("lstm", "gru", "rnn_tanh", "rnn_relu", "_cudnn_rnn", "miopen_rnn")
@@ -510,6 +572,14 @@ def op_bytes(packet: str, inputs: Sequence[TensorSpec], outputs: Sequence[Tensor
         return 0, written
     if packet == "aten.copy_":  # copy_(dst, src): reads src, writes dst
         return sum(t.nbytes for t in inputs[1:]), written
+    if packet == "aten.embedding_renorm_" and len(inputs) > 1:
+        # embedding_renorm_(weight, indices, max_norm, norm_type): rescales, in place, the
+        # rows the indices name (at most every row once): reads them and the indices,
+        # writes them back
+        table = inputs[0]
+        row_bytes = table.nbytes // table.shape[0] if table.shape and table.shape[0] else 0
+        rows = min(inputs[1].numel, table.shape[0]) * row_bytes if table.shape else 0
+        return rows + inputs[1].nbytes, rows
     if packet in _GATHER_FIRST and inputs:  # reads the gathered rows, not the table
         return written + sum(t.nbytes for t in inputs[1:]), written
     return sum(t.nbytes for t in inputs), written

@@ -18,7 +18,11 @@ Conventions
   :class:`~groupconv.cost.ConvLayer`'s traffic model.
 * ``params`` means **weights of the MAC-performing layers** (the tensors multiplied in a
   conv or a matmul), the E2GC paper's P, the same as
-  :attr:`groupconv.networks.Network.params`. ``bias_params`` are the biases of those
+  :attr:`groupconv.networks.Network.params`. A weight computed in ``forward``
+  (``weight_norm``, ``spectral_norm``, ``F.conv2d(x, 2 * w)``) counts every parameter it
+  was computed from: a parameter is a weight when a multiplied operand of a MAC op is
+  the parameter, a view of it, or a tensor computed from parameters (and buffers and
+  scalars) alone. ``bias_params`` are the biases of those
   layers, ``other_params`` everything else (batch norm, embeddings, unused modules) and
   ``total_params`` every unique parameter (tied and shared parameters once).
 * :attr:`ModelCount.layers` holds a :class:`~groupconv.cost.ConvLayer` per forward conv
@@ -157,6 +161,13 @@ class ModelCount:
         caller).
     module_params : dict
         Qualified module name -> unique parameters in its subtree (for the module table).
+    module_outputs : dict
+        Qualified module name -> shapes of the tensors its first call returned.
+    module_peak_bytes : dict
+        Qualified module name -> estimated peak memory while it ran (see
+        :attr:`peak_bytes`), the whole batch.
+    resident_bytes : int
+        Bytes of the parameters, buffers and inputs (alive for the whole run).
     """
 
     ops: tuple[OpCount, ...]
@@ -169,6 +180,9 @@ class ModelCount:
     unsupported: dict = field(default_factory=dict)
     uncalled_modules: tuple[str, ...] = ()
     module_params: dict = field(default_factory=dict, repr=False, compare=False)
+    module_outputs: dict = field(default_factory=dict, repr=False, compare=False)
+    module_peak_bytes: dict = field(default_factory=dict, repr=False, compare=False)
+    resident_bytes: int = 0
 
     # --- totals, per frame ---------------------------------------------------------
     @property
@@ -208,6 +222,18 @@ class ModelCount:
         """MACs per byte moved over the whole run."""
         moved = sum(o.bytes_read + o.bytes_written for o in self.ops)
         return sum(o.macs for o in self.ops) / moved if moved else 0.0
+
+    @property
+    def peak_bytes(self) -> int:
+        """Estimated peak memory of the run (whole batch, not per frame).
+
+        Parameters, buffers and inputs (:attr:`resident_bytes`) plus the largest total of
+        op outputs alive at once: every tensor an op writes (views and in-place results
+        add nothing) is counted from the op that makes it until Python frees it, as the
+        caching allocator would see it with every block freed at once. Not counted:
+        kernel workspaces, allocator rounding and fragmentation, the CUDA context.
+        """
+        return self.module_peak_bytes.get("", self.resident_bytes)
 
     @property
     def activations(self) -> int:
@@ -256,8 +282,10 @@ class ModelCount:
 
         One row per module at depth <= ``depth`` (the model itself is ``"model"`` at
         depth 0), in first-call order, with the ops of its whole subtree: ``params``
-        (unique parameters of the subtree), ``macs``, ``bytes``, ``arithmetic_intensity``.
-        ``depth=None`` lists every module.
+        (unique parameters of the subtree), ``macs``, ``bytes``, ``arithmetic_intensity``,
+        ``output_shape`` (the shapes its first call returned, e.g. ``"2x64x56x56"``,
+        several joined by ``", "``) and ``peak_bytes`` (estimated peak memory while it
+        ran, whole batch: see :attr:`peak_bytes`). ``depth=None`` lists every module.
         """
         if depth is not None:
             depth = v.nonnegative_int("depth", depth)
@@ -278,6 +306,8 @@ class ModelCount:
                 "macs": _per_frame(macs, self.batch),
                 "bytes": _per_frame(moved, self.batch),
                 "arithmetic_intensity": macs / moved if moved else 0.0,
+                "output_shape": ", ".join("x".join(map(str, sh)) for sh in self.module_outputs.get(key, ())),
+                "peak_bytes": self.module_peak_bytes.get(key, 0),
             })
         return pd.DataFrame(rows)
 
@@ -297,6 +327,8 @@ class ModelCount:
             "bias_params": self.bias_params,
             "other_params": self.other_params,
             "total_params": self.total_params,
+            "peak_bytes": self.peak_bytes,
+            "resident_bytes": self.resident_bytes,
             "unsupported": dict(self.unsupported),
             "uncalled_modules": list(self.uncalled_modules),
             "op_types": self.op_table().to_dict(orient="records"),
@@ -342,15 +374,18 @@ class ModelCount:
             f"written {human(self.bytes_written, 'B')}), arithmetic intensity {self.arithmetic_intensity:.2f} MAC/B",
             f"params {self.params:,} (weights of convs and matmuls), biases {self.bias_params:,}, "
             f"other {self.other_params:,}, total {self.total_params:,}",
+            f"peak memory {human(self.peak_bytes, 'B')} estimated, whole batch (parameters, buffers and inputs "
+            f"{human(self.resident_bytes, 'B')} + op outputs alive at once)",
             "",
         ]
         table = self.module_table(depth)
         rows = [
             ("  " * int(r.depth) + r.module, human(r.params) if r.params else "", human(r.macs) if r.macs else "",
-             human(r.bytes, "B"), f"{r.arithmetic_intensity:.2f}")
+             human(r.bytes, "B"), f"{r.arithmetic_intensity:.2f}", r.output_shape,
+             human(r.peak_bytes, "B") if r.peak_bytes else "")
             for r in table.itertuples()
         ]
-        lines += render(("module", "params", "MACs", "bytes", "MAC/B"), rows, {1, 2, 3, 4})
+        lines += render(("module", "params", "MACs", "bytes", "MAC/B", "output shape", "peak mem"), rows, {1, 2, 3, 4, 6})
         lines.append("")
         ops = self.op_table(by="op_class")
         rows = [
@@ -382,15 +417,19 @@ def count_module(model, inputs, *, kwargs=None, batch=None, device="meta", backw
     model : torch.nn.Module
         Any model. It is not modified: its train/eval flags are restored, and on
         ``device="meta"`` its parameters and buffers are swapped for meta tensors only
-        for the run (``torch.func.functional_call``).
-    inputs : shape, list of shapes, tensor, or tuple of tensors
+        for the run. ``nn.DataParallel`` and ``DistributedDataParallel`` are unwrapped
+        (their ``.module`` is counted).
+    inputs : shape, list of shapes, tensor, tuple of tensors, dict, or None
         A shape such as ``(1, 3, 224, 224)`` means zeros of the model's float dtype;
-        tensors (integer token ids, masks ...) are moved to ``device`` as they are.
+        tensors (integer token ids, masks ...) are moved to ``device`` as they are. A
+        dict is the model's keyword arguments (``model(**inputs)``); ``None`` (or
+        ``()``) with ``kwargs`` calls the model with keywords only.
     kwargs : dict, optional
         Keyword inputs (tensors are moved to ``device``).
     batch : int, optional
         The declared number of frames: every per-frame total is divided by it. Default:
-        the leading dimension of the first input.
+        the leading dimension of the first input (positional, else the first keyword
+        tensor).
     device : str or None
         ``"meta"`` (default) counts without computing anything; ``None`` counts where
         the model is (e.g. ``"cpu"`` to run the real kernels).
@@ -414,10 +453,11 @@ def count_module(model, inputs, *, kwargs=None, batch=None, device="meta", backw
     from .trace import trace_model
 
     trace, unique = trace_model(model, inputs, kwargs=kwargs, device=device, backward=backward, training=training)
-    first = trace.input_shapes[0]
+    model = trace.model  # DataParallel / DistributedDataParallel unwrapped
     if batch is None:
+        first = trace.input_shapes[0] if trace.input_shapes else ()
         if not first:
-            raise GroupConvError("the first input is a scalar; declare batch= (frames per run)")
+            raise GroupConvError("the first input is a scalar or there is no tensor input; declare batch= (frames per run)")
         batch = first[0]
     batch = v.positive_int("batch", batch)
 
@@ -430,6 +470,8 @@ def count_module(model, inputs, *, kwargs=None, batch=None, device="meta", backw
             for pos, p in raw.param_args:
                 if pos not in skip:
                     (biases if pos in bias_at else weights)[id(p)] = p
+    # (param_args also names the parameters a weight was computed from in the forward:
+    # weight_norm's g and v, spectral_norm's weight_orig, F.conv2d(x, 2 * w)'s w)
     # a bias added by a separate op (Linear on 3-D input, GRU's b_hn): a parameter with
     # "bias" in its name, owned by a module that owns a counted weight
     owned: dict[int, list] = {}
@@ -476,6 +518,12 @@ def count_module(model, inputs, *, kwargs=None, batch=None, device="meta", backw
         if id(m) not in trace.called and name and not isinstance(m, containers)
     )
     module_params = {name: _numel_once(m.parameters()) for name, m in model.named_modules()}
+    peaks: dict[str, int] = {}
+    for raw in trace.ops:
+        parts = raw.module.split(".") if raw.module else []
+        for key in [""] + [".".join(parts[: i + 1]) for i in range(len(parts))]:
+            if raw.live_bytes > peaks.get(key, -1):
+                peaks[key] = raw.live_bytes
     return ModelCount(
         ops=tuple(ops),
         batch=batch,
@@ -487,6 +535,9 @@ def count_module(model, inputs, *, kwargs=None, batch=None, device="meta", backw
         unsupported=dict(unsupported),
         uncalled_modules=uncalled,
         module_params=module_params,
+        module_outputs=dict(trace.output_shapes),
+        module_peak_bytes={k: trace.resident_bytes + p for k, p in peaks.items()},
+        resident_bytes=trace.resident_bytes,
     )
 
 
@@ -560,9 +611,25 @@ def _layer_of(raw, name: str, batch: int):
         return ConvLayer(k, n, 1, 1, m // frames, batch=frames, bias=has_bias, name=name, kind="linear"), 1
     if len(a) == 3 and len(b) == 3:
         nb, m, k, n = a[0], a[1], a[2], b[2]
-        frames = batch if nb % batch == 0 else 1
-        g = nb // frames
-        return ConvLayer(k * g, n * g, 1, 1, m, groups=g, batch=frames, bias=has_bias, name=name, kind="linear"), 1
+        if b_spec.stored is not None and b_spec.stored == k * n:
+            # one matrix broadcast over the nb products (F.linear on a 3-D input whose
+            # batch dimension is not first, nn.MultiheadAttention(batch_first=True)):
+            # the same layer as mm (nb*m, k) x (k, n)
+            rows = nb * m
+            frames = batch if rows % batch == 0 else 1
+            return ConvLayer(k, n, 1, 1, rows // frames, batch=frames, bias=has_bias, name=name, kind="linear"), 1
+        if nb % batch == 0:  # B*h matrices: h groups per frame
+            frames, g, width = batch, nb // batch, m
+        elif (nb * m) % batch == 0:
+            # the batch is folded into the rows (einsum "bld,de->ble" as one (1, B*L, d)
+            # product) or split across the nb products: with d = gcd(nb, B), each frame
+            # holds nb/d of the matrices and m*d/B of their rows (an integer whenever B
+            # divides nb*m), so the layer's per-frame MACs are the op's MACs / B
+            d = math.gcd(nb, batch)
+            frames, g, width = batch, nb // d, m * d // batch
+        else:  # the op does not split into B equal frames: one layer of the whole call
+            frames, g, width = 1, nb, m
+        return ConvLayer(k * g, n * g, 1, 1, width, groups=g, batch=frames, bias=has_bias, name=name, kind="linear"), 1
     return None, 1
 
 

@@ -90,7 +90,7 @@ def _call(factory, spec: str, kwargs: dict):
         return factory(**kwargs)
     except GroupConvError:
         raise
-    except Exception as exc:  # a user's factory can raise anything; report it on one line
+    except (Exception, SystemExit) as exc:  # a user's factory can raise (or exit) anything: one line
         text = str(exc).strip().splitlines()
         raise GroupConvError(f"model spec {spec!r}: the factory raised {type(exc).__name__}: {text[0] if text else ''}") from None
 
@@ -108,7 +108,7 @@ def _load(where: str, spec: str):
         sys.modules[name] = module
         try:
             loader_spec.loader.exec_module(module)
-        except Exception as exc:  # the user's file can raise anything on import
+        except (Exception, SystemExit) as exc:  # the user's file can raise (or exit) anything on import
             sys.modules.pop(name, None)
             text = str(exc).strip().splitlines()
             raise GroupConvError(f"model spec {spec!r}: importing {where} raised {type(exc).__name__}: {text[0] if text else ''}") from None

@@ -8,8 +8,8 @@ Module attribution uses global forward pre/post hooks the way
 multi-grad hooks for the backward pass), so every op knows its innermost module.
 
 By default the model runs on the ``meta`` device: its parameters and buffers are
-swapped for shape-only meta tensors with ``torch.func.functional_call`` (the model
-itself is not modified or copied), so nothing is computed and no memory is used.
+swapped for shape-only meta tensors for the run and put back afterwards (the model
+is not copied, and it is left as it was), so nothing is computed and no memory is used.
 
 torch is imported when a function here is called, never when this module is imported.
 """
@@ -38,7 +38,8 @@ class RawOp:
     outputs: tuple  # TensorSpec of every tensor returned
     dtype: str
     cost: cost_ops.OpCost
-    param_args: tuple  # (position, original parameter) for args that are model parameters
+    param_args: tuple  # (position, original parameter) for args that are, or are computed from, parameters
+    live_bytes: int = 0  # bytes of op outputs alive right after this call (the tracer's memory estimate)
 
 
 @dataclass
@@ -48,6 +49,9 @@ class Trace:
     ops: list
     called: set  # ids of the model's modules whose forward hooks fired
     input_shapes: tuple
+    output_shapes: dict  # qualified module name -> shapes of its first call's tensor outputs
+    resident_bytes: int  # parameters, buffers and inputs: alive for the whole run
+    model: Any = None  # the module that ran (DataParallel/DistributedDataParallel unwrapped)
 
 
 _SKIP = None  # metadata ops torch's flop counter also passes through, filled lazily
@@ -82,8 +86,15 @@ def _dtype_name(dtype) -> str:
     return name
 
 
-def _make_recorder(names: dict, params: dict):
-    """Build the dispatch mode (a class defined lazily so that torch loads on demand)."""
+def _make_recorder(names: dict, params: dict, neutral: set):
+    """Build the dispatch mode (a class defined lazily so that torch loads on demand).
+
+    ``names`` maps id(module) -> qualified name, ``params`` id(tensor the model runs on)
+    -> the model's parameter, ``neutral`` holds the ids of the buffers the model runs on
+    (they may enter a computed weight without being data).
+    """
+    import weakref
+
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -93,9 +104,12 @@ def _make_recorder(names: dict, params: dict):
     skip = _skip_ops()
     info = _OP_INFO  # func -> (op name, packet, known), shared across runs
     graph_task_id = torch._C._current_graph_task_id
+    with_values = cost_ops.VALUE_ARGS
 
-    def spec(t) -> cost_ops.TensorSpec:
+    def spec(t, values: bool = False) -> cost_ops.TensorSpec:
         shape = tuple(t.shape)
+        if values and t.dim() == 1 and t.device.type != "meta" and not t.is_floating_point():
+            return Spec(shape, t.element_size(), values=tuple(int(x) for x in t.tolist()))
         stride = t.stride() if t.layout == strided else ()
         if 0 in stride:  # a broadcast (expanded) view: only the distinct elements are read
             stored = 1
@@ -105,14 +119,8 @@ def _make_recorder(names: dict, params: dict):
             return Spec(shape, t.element_size(), stored)
         return Spec(shape, t.element_size())
 
-    def param_of(t):
-        """The model parameter ``t`` is, or is a view of (``W.t()`` in ``F.linear``)."""
-        while t is not None:
-            p = params.get(id(t))
-            if p is not None:
-                return p
-            t = t._base
-        return None
+    def is_descendant(inner: str, outer: str) -> bool:
+        return inner != outer and (outer == "" or inner.startswith(outer + "."))
 
     class OpRecorder(TorchDispatchMode):
         """Record every aten op with its module, shapes, dtype, MACs and bytes."""
@@ -125,6 +133,14 @@ def _make_recorder(names: dict, params: dict):
             self.called: set[int] = set()
             self.handles: list = []  # multi-grad hooks for backward attribution
             self.recording = True
+            self.output_shapes: dict[str, tuple] = {}
+            self.out_names: dict[int, tuple] = {}  # id(output) -> (weakref, [module names])
+            # computed weights: id(tensor) -> (weakref, parameters it was computed from)
+            self.derived: dict[int, tuple] = {}
+            # memory: id(op output) -> bytes, for outputs still alive
+            self.alive: dict[int, int] = {}
+            self.refs: dict[int, Any] = {}
+            self.live = 0
 
         # module attribution (the ModuleTracker technique, as a stack)
         def pre_hook(self, mod, inputs):
@@ -141,22 +157,93 @@ def _make_recorder(names: dict, params: dict):
         def post_hook(self, mod, inputs, output):
             if self.stack:
                 self.stack.pop()
+            name = names.get(id(mod), type(mod).__name__)
+            leaves = [a for a in _flat(output) if isinstance(a, Tensor)]
+            if name not in self.output_shapes:
+                self.output_shapes[name] = tuple(tuple(a.shape) for a in leaves)
             if torch.is_grad_enabled():
-                name = names.get(id(mod), type(mod).__name__)
-                tensors = [a for a in _flat(output) if isinstance(a, Tensor) and a.requires_grad]
+                tensors = [a for a in leaves if a.requires_grad]
                 if tensors:
-                    self._grad_hook(tensors, lambda *_: self.bw_stack.append(name))
+                    self._grad_hook(tensors, lambda *_: self._bw_push(name))
+                    for t in tensors:  # the model's own outputs: their hooks never fire
+                        entry = self.out_names.get(id(t))
+                        if entry is None or entry[0]() is not t:
+                            entry = self.out_names[id(t)] = (weakref.ref(t), [])
+                        entry[1].append(name)
 
         def _grad_hook(self, tensors, fn):
             from torch.autograd.graph import register_multi_grad_hook
 
             self.handles.append(register_multi_grad_hook(tensors, fn, mode="any"))
 
+        def _bw_push(self, name):
+            # a module whose output is also its parent's output starts its backward at
+            # the same moment as the parent: keep the innermost module on top
+            i = len(self.bw_stack)
+            while i > 0 and is_descendant(self.bw_stack[i - 1], name):
+                i -= 1
+            self.bw_stack.insert(i, name)
+
         def _bw_pop(self, name):
             for i in range(len(self.bw_stack) - 1, -1, -1):
                 if self.bw_stack[i] == name:
                     del self.bw_stack[i]
                     return
+
+        def start_backward(self, outs):
+            """Enter the modules that produced the model's outputs (autograd starts there)."""
+            for t in outs:
+                entry = self.out_names.get(id(t))
+                if entry is not None and entry[0]() is t:
+                    for name in entry[1]:
+                        if name not in self.bw_stack:
+                            self._bw_push(name)
+
+        # computed weights: tensors computed from parameters (and buffers) alone
+        def _params_of(self, t):
+            """The parameters ``t`` is, is a view of, or was computed from alone (else None)."""
+            while t is not None:
+                p = params.get(id(t))
+                if p is not None:
+                    return (p,)
+                entry = self.derived.get(id(t))
+                if entry is not None and entry[0]() is t:
+                    return entry[1]
+                t = t._base
+            return None
+
+        def _derive(self, tensors, out):
+            found: dict[int, Any] = {}
+            for a in tensors:
+                got = self._params_of(a)
+                if got is None:
+                    if id(a) in neutral or a.dim() == 0:
+                        continue
+                    return
+                for p in got:
+                    found[id(p)] = p
+            if not found:
+                return
+            value = tuple(found.values())
+            for o in out:
+                key = id(o)
+                self.derived[key] = (weakref.ref(o, lambda _, key=key: self.derived.pop(key, None)), value)
+
+        def _track(self, outs, packet):
+            if packet in cost_ops.VIEW_OPS or packet in cost_ops.FREE_OPS:
+                return
+            for o in outs:
+                key = id(o)
+                if key in self.alive or o._base is not None:
+                    continue  # in place (already counted) or a view of a counted tensor
+                size = o.numel() * o.element_size() if o.layout == strided else 0
+                self.alive[key] = size
+                self.live += size
+                self.refs[key] = weakref.ref(o, lambda _, key=key: self._free(key))
+
+        def _free(self, key):
+            self.live -= self.alive.pop(key, 0)
+            self.refs.pop(key, None)
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
@@ -181,25 +268,29 @@ def _make_recorder(names: dict, params: dict):
                     return r
             out = func(*args, **kwargs)
 
+            values = packet in with_values
             specs_args = []
             inputs = []
+            tensors = []
             param_args = []
             dtype = None
             for i, a in enumerate(args):
                 if isinstance(a, Tensor):
-                    s = spec(a)
+                    s = spec(a, values)
                     specs_args.append(s)
                     inputs.append(s)
+                    tensors.append(a)
                     if dtype is None:
                         dtype = a.dtype
                     if params:
-                        p = param_of(a)
-                        if p is not None:
-                            param_args.append((i, p))
+                        got = self._params_of(a)
+                        if got is not None:
+                            param_args.extend((i, p) for p in got)
                 elif isinstance(a, (list, tuple)) and a and isinstance(a[0], Tensor):
                     ss = [spec(x) if isinstance(x, Tensor) else x for x in a]
                     specs_args.append(ss)
                     inputs.extend(x for x in ss if isinstance(x, Spec))
+                    tensors.extend(x for x in a if isinstance(x, Tensor))
                     if dtype is None:
                         dtype = a[0].dtype
                 else:
@@ -207,15 +298,20 @@ def _make_recorder(names: dict, params: dict):
             for k, a in kwargs.items():
                 if isinstance(a, Tensor) and k != "out":
                     inputs.append(spec(a))
+                    tensors.append(a)
             if isinstance(out, Tensor):
-                outputs = (spec(out),)
+                out_tensors = (out,)
                 if dtype is None:
                     dtype = out.dtype
             elif isinstance(out, (list, tuple)):
-                outputs = tuple(spec(o) for o in out if isinstance(o, Tensor))
+                out_tensors = tuple(o for o in out if isinstance(o, Tensor))
             else:
-                outputs = ()
+                out_tensors = ()
+            outputs = tuple(spec(o) for o in out_tensors)
             cost = cost_ops.op_cost(packet, specs_args, outputs, inputs)
+            if params and tensors and out_tensors and cost.macs == 0:
+                self._derive(tensors, out_tensors)
+            self._track(out_tensors, packet)
             phase = "backward" if graph_task_id() != -1 else "forward"
             if phase == "forward":
                 module = self.stack[-1] if self.stack else ""
@@ -223,7 +319,7 @@ def _make_recorder(names: dict, params: dict):
                 module = self.bw_stack[-1] if self.bw_stack else ""
             self.ops.append(RawOp(
                 op, packet, module, phase, tuple(specs_args), tuple(inputs), outputs,
-                _dtype_name(dtype) if dtype is not None else "", cost, tuple(param_args),
+                _dtype_name(dtype) if dtype is not None else "", cost, tuple(param_args), self.live,
             ))
             return out
 
@@ -291,6 +387,47 @@ def _shapes_of(inputs) -> tuple:
     return tuple(tuple(x.shape) if isinstance(x, torch.Tensor) else x for x in inputs)
 
 
+def _unwrap(model):
+    """The module a DataParallel / DistributedDataParallel wrapper runs (its ``.module``)."""
+    from torch import nn
+
+    while isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        model = model.module
+    return model
+
+
+def _model_error(exc: BaseException, model, args, kw, target, started: bool) -> GroupConvError:
+    """One line for an exception raised while the model ran: the model's own message, and
+    the input shapes only as a fact (never blamed: most failures are not about the shape)."""
+    text = str(exc).strip()
+    reason = f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+    shapes = [*_shapes_of(args), *(_shapes_of(tuple(v for v in kw.values() if hasattr(v, "shape"))))]
+    shown = shapes[0] if len(shapes) == 1 else list(shapes)
+    name = type(model).__name__
+    if target.type == "meta" and "meta" in reason.lower():
+        reason += " (the model needs real data: count it on a real device, device=None / --device cpu)"
+    if not started:
+        return GroupConvError(f"cannot run model {name} on device {target.type!r}: {reason}")
+    label = "input shape" if len(shapes) == 1 else "input shapes"
+    return GroupConvError(f"model {name} raised {reason} ({label} {shown})")
+
+
+def _swap_tensors(model, substitutes: dict, done: list) -> None:
+    """Put ``substitutes[id(t)]`` in place of every parameter and buffer ``t`` of ``model``.
+
+    Each module once, by its own tables (a module or tensor registered under several
+    names, tied weights and parametrizations are all reached once). Appends to ``done``
+    what to put back: (table, key, original), as it goes. ``torch.func.functional_call`` is not used: handed a
+    module registered under two names it swaps it twice and puts the substitutes back.
+    """
+    for mod in model.modules():
+        for table in (mod._parameters, mod._buffers):
+            for key, t in list(table.items()):
+                if t is not None and id(t) in substitutes:
+                    done.append((table, key, t))
+                    table[key] = substitutes[id(t)]
+
+
 def trace_model(model, inputs, *, kwargs=None, device="meta", backward=False, training=None) -> tuple[Trace, list]:
     """Run ``model`` once under the recorder; return the trace and the unique parameters.
 
@@ -303,9 +440,17 @@ def trace_model(model, inputs, *, kwargs=None, device="meta", backward=False, tr
 
     if not isinstance(model, nn.Module):
         raise GroupConvError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    model = _unwrap(model)
     if kwargs is not None and not isinstance(kwargs, dict):
         raise GroupConvError(f"kwargs must be a dict of keyword inputs, got {type(kwargs).__name__}")
-    kwargs = kwargs or {}
+    kwargs = dict(kwargs or {})
+    if isinstance(inputs, dict):  # a dict of inputs: the model's keyword arguments
+        if set(inputs) & set(kwargs):
+            raise GroupConvError(f"keyword input(s) {sorted(set(inputs) & set(kwargs))} given twice (inputs and kwargs)")
+        kwargs = {**inputs, **kwargs}
+        inputs = ()
+    if not all(isinstance(k, str) for k in kwargs):
+        raise GroupConvError(f"keyword inputs must be named by strings, got {list(kwargs)!r}")
     first = _first_param(model)
     dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
     if device is not None:
@@ -315,32 +460,42 @@ def trace_model(model, inputs, *, kwargs=None, device="meta", backward=False, tr
             raise GroupConvError(f"device must be a torch device name such as 'meta' or 'cpu', got {device!r}") from None
     else:
         target = first.device if first is not None else torch.device("cpu")
-    args = _prepare_inputs(inputs, target, dtype)
+    keyword_only = (inputs is None or (isinstance(inputs, (list, tuple)) and len(inputs) == 0)) and kwargs
+    args = () if keyword_only else _prepare_inputs(inputs, target, dtype)
     kw = _move_kwargs(kwargs, target)
     training = bool(backward) if training is None else bool(training)
 
     names = {id(m): name for name, m in model.named_modules()}
     unique = list(model.parameters())  # parameters() yields each shared parameter once
     swap = first is not None and first.device != target
-    substitutes: dict[str, Any] = {}
     params: dict[int, Any] = {}
     made: dict[int, Any] = {}
+    neutral: set[int] = set()
+    buffers: dict[int, Any] = {}
     if swap:
-        for name, p in model.named_parameters(remove_duplicate=False):
-            if id(p) not in made:
-                made[id(p)] = torch.empty_like(p, device=target).requires_grad_(p.requires_grad and backward)
-                params[id(made[id(p)])] = p
-            substitutes[name] = made[id(p)]
-        for name, b in model.named_buffers(remove_duplicate=False):
-            substitutes[name] = torch.zeros_like(b, device=target) if target.type != "meta" else torch.empty_like(b, device=target)
+        for p in unique:
+            made[id(p)] = torch.empty_like(p, device=target).requires_grad_(p.requires_grad and backward)
+            params[id(made[id(p)])] = p
+        for b in model.buffers():
+            buffers[id(b)] = (
+                torch.zeros_like(b, device=target) if target.type != "meta" else torch.empty_like(b, device=target)
+            )
+        neutral = {id(b) for b in buffers.values()}
     else:
         params = {id(p): p for p in unique}
+        neutral = {id(b) for b in model.buffers()}
+    resident = sum(t.numel() * t.element_size() for t in (made.values() if swap else unique))
+    resident += sum(b.numel() * b.element_size() for b in (buffers.values() if swap else model.buffers()))
+    resident += sum(
+        t.numel() * t.element_size() for t in (*args, *kw.values()) if isinstance(t, torch.Tensor)
+    )
     # a run on the model's own tensors must not leave training side effects behind
     saved_buffers = (
         {name: b.detach().clone() for name, b in model.named_buffers()} if not swap and training else {}
     )
 
-    Recorder = _make_recorder(names, params)
+    swapped: list = []
+    Recorder = _make_recorder(names, params, neutral)
     recorder = Recorder()
     modes = {m: m.training for m in model.modules()}
     pre = register_module_forward_pre_hook(recorder.pre_hook)
@@ -350,9 +505,8 @@ def trace_model(model, inputs, *, kwargs=None, device="meta", backward=False, tr
         grad = torch.enable_grad() if (backward or training) else torch.no_grad()
         with grad, recorder:
             if swap:
-                out = torch.func.functional_call(model, substitutes, args, kw, tie_weights=True, strict=False)
-            else:
-                out = model(*args, **kw)
+                _swap_tensors(model, {**made, **buffers}, swapped)
+            out = model(*args, **kw)
             if backward:
                 recorder.recording = False
                 outs = [o for o in _flat(out) if isinstance(o, torch.Tensor) and o.requires_grad]
@@ -363,20 +517,18 @@ def trace_model(model, inputs, *, kwargs=None, device="meta", backward=False, tr
                 leaves += [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
                 if not leaves:
                     raise GroupConvError("backward=True but no parameter or input of the model requires grad")
+                recorder.start_backward(outs)
                 recorder.recording = True
                 # autograd.grad, not backward: nothing accumulates into the model's .grad
                 torch.autograd.grad(outs, leaves, grads, allow_unused=True)
     except GroupConvError:
         raise
-    except (RuntimeError, ValueError, TypeError, IndexError, AssertionError, NotImplementedError, KeyError, AttributeError) as exc:
-        text = str(exc).strip()
-        reason = text.splitlines()[0] if text else type(exc).__name__
-        shapes = _shapes_of(args)
-        shown = shapes[0] if len(shapes) == 1 else list(shapes)
-        if target.type == "meta" and "meta" in reason.lower():
-            reason += " (the model needs real data: count it on a real device, device=None / --device cpu)"
-        raise GroupConvError(f"input shape {shown} does not fit the model: {reason}") from None
+    except (Exception, SystemExit) as exc:  # the user's model can raise (or exit) anything: one line naming it
+        started = id(model) in recorder.called or bool(recorder.ops)
+        raise _model_error(exc, model, args, kw, target, started) from None
     finally:
+        for table, key, tensor in reversed(swapped):
+            table[key] = tensor
         pre.remove()
         post.remove()
         for h in recorder.handles:
@@ -388,6 +540,6 @@ def trace_model(model, inputs, *, kwargs=None, device="meta", backward=False, tr
                 for name, b in model.named_buffers():
                     if name in saved_buffers:
                         b.copy_(saved_buffers[name])
-    trace = Trace(recorder.ops, recorder.called, _shapes_of(args))
+    shapes = _shapes_of(args) + _shapes_of(tuple(v for v in kw.values() if isinstance(v, torch.Tensor)))
+    trace = Trace(recorder.ops, recorder.called, shapes, dict(recorder.output_shapes), resident, model)
     return trace, unique
-
