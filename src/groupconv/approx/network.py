@@ -248,29 +248,40 @@ def _groups_list(groups) -> list[int]:
     return out
 
 
-def _measure(model, data, methods, groups, layers, batch_size, return_weights, require_all):
-    from .torch_layers import approximability_of_conv
+def _measure(model, data, methods, groups, layers, batch_size, return_weights, require_all,
+             input_index=None, progress=None, stats=None):
+    from .stats import collect_stats
+    from .torch_layers import approximability_from_gram
 
     methods = [v.one_of("method", m, METHODS) for m in dict.fromkeys(methods)]
     group_list = _groups_list(groups)
     chosen = _select(model, layers)
-    acts = capture_inputs(model, data, list(chosen), batch_size)
-    rows, weights = [], {}
+    v.positive_int("batch size", batch_size)
     for name, conv in chosen.items():
-        fits = [g for g in group_list if conv.in_channels % g == 0 and conv.out_channels % g == 0]
-        if require_all and len(fits) < len(group_list):
-            bad = next(g for g in group_list if g not in fits)
+        if require_all and any(conv.in_channels % g or conv.out_channels % g for g in group_list):
+            bad = next(g for g in group_list if conv.in_channels % g or conv.out_channels % g)
             raise GroupConvError(
                 f"layer {name!r} has {conv.in_channels} -> {conv.out_channels} channels, not "
                 f"divisible by groups={bad}; pass layers=[...] to convert only others"
             )
+    if stats is None:
+        stats = collect_stats(model, data, chosen, input_index=input_index, batch_size=batch_size,
+                              progress=progress)
+    rows, weights = [], {}
+    for name, conv in chosen.items():
+        fits = [g for g in group_list if conv.in_channels % g == 0 and conv.out_channels % g == 0]
         if not fits:
             continue
-        if not bool(acts[name].any()):
-            result = _dead_layer(conv, fits, methods, acts[name])
+        gram = stats[name]
+        if gram.mean_sq_norm == 0.0:
+            result = _dead_layer(conv, fits, methods, gram.samples, gram.positions)
         else:
-            result = approximability_of_conv(conv, fits, methods, data=acts[name],
-                                             return_weights=return_weights)
+            try:
+                result = approximability_from_gram(conv, gram, fits, methods, return_weights=return_weights)
+            except GroupConvError as exc:
+                if str(exc).startswith("under-determined"):
+                    raise GroupConvError(f"layer {name!r}: {exc}") from None
+                raise
         dense_params, dense_macs = layer_cost(conv, "sc", 1, result.positions)
         for r in result.results:
             params, macs = layer_cost(conv, r.method, r.groups, result.positions)
@@ -284,32 +295,31 @@ def _measure(model, data, methods, groups, layers, batch_size, return_weights, r
             ))
             if return_weights:
                 weights[(name, r.method, r.groups)] = result.weights[(r.method, r.groups)]
-    samples = int(next(iter(acts.values())).shape[0])
+    samples = int(stats[None]["samples"])
     return ModelApprox(rows=tuple(rows), layers=tuple(chosen), samples=samples, weights=weights)
 
 
-def _dead_layer(conv, groups, methods, act):
+def _dead_layer(conv, groups, methods, samples, positions):
     """A layer whose inputs are all zero on these data: every replacement is exact (E = 0).
 
     The replacement keeps the block diagonal of the layer's weight (its GC part).
     """
     from .measure import ApproxResult
-    from .torch_layers import LayerApprox, _positions, dense_weight
+    from .torch_layers import LayerApprox, dense_weight
 
-    positions = _positions(conv, tuple(act.shape[2:]))
     weight = dense_weight(conv)
     results, weights = [], {}
     for method in methods:
         for g in groups:
             results.append(ApproxResult(method=method, groups=g, E=0.0, E_stderr=0.0, rel_E=0.0,
                                         rel_output_E=0.0, errors=(0.0,), unknowns=0,
-                                        rows=int(act.shape[0]) * positions))
+                                        rows=int(samples) * positions))
             n_g, m_g = conv.in_channels // g, conv.out_channels // g
             mask = np.kron(np.eye(g), np.ones((m_g, n_g)))
             weights[(method, g)] = weight * mask.reshape(mask.shape + (1,) * (weight.ndim - 2))
     return LayerApprox(layer=repr(conv), in_channels=conv.in_channels,
                        out_channels=conv.out_channels, kernel=tuple(conv.kernel_size),
-                       samples=int(act.shape[0]), positions=positions, data_source="user",
+                       samples=int(samples), positions=positions, data_source="user",
                        results=tuple(results), weights=weights)
 
 

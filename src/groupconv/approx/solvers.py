@@ -72,7 +72,8 @@ def underdetermined_message(layout: FeatureLayout, k: int, unknowns: int, rank: 
         f"under-determined least squares: {layout.name} with N={layout.groups}, output group {k} "
         f"has {unknowns} unknowns per output channel ({rank} features x {taps} taps) but only "
         f"{rows} data rows ({samples} samples x {rows // max(samples, 1)} positions), and a fit "
-        f"needs more rows than unknowns; use more data samples or a larger input"
+        f"needs more rows than unknowns: at least {unknowns // max(rows // max(samples, 1), 1) + 1} samples "
+        f"of this size are needed (or a larger input)"
     )
 
 
