@@ -44,7 +44,7 @@ from .data import DataGram
 from .sources import describe_batch, iter_batches
 from .torch_layers import _pads
 
-__all__ = ["PatchStats", "collect_stats", "run_batches", "model_signature", "DEFAULT_CHUNK_ELEMENTS"]
+__all__ = ["PatchStats", "collect_stats", "collect_sequential_stats", "run_batches", "model_signature", "DEFAULT_CHUNK_ELEMENTS"]
 
 #: Unfolded values per chunk (float64: 32 MiB) while forming a patch Gram.
 DEFAULT_CHUNK_ELEMENTS = 1 << 22
@@ -277,7 +277,8 @@ def run_batches(model, data, step, *, input_index=None, batch_size: int = 256, p
                     first = str(exc).strip().split("\n")[0]
                     hint = "" if input_index is not None or len(inputs) == 1 else \
                         " (a labelled batch? say which part is the input with input_index=0)"
-                    raise GroupConvError(f"data of shape {describe_batch(inputs)} do not fit the model: {first}{hint}") from None
+                    shapes = " + ".join(str(tuple(x.shape)) for x in inputs)
+                    raise GroupConvError(f"data of shape {shapes} do not fit the model: {first}{hint}") from None
                 step(inputs, out)
                 samples += int(inputs[0].shape[0])
                 if bar is not None:
@@ -352,3 +353,69 @@ def collect_stats(model, data, convs: dict, *, input_index=None, batch_size: int
     out[None] = {"samples": next(iter(stats.values())).samples if stats else info["samples"],
                  "flops": flops, "shape": info["shape"]}
     return out
+
+
+class _Stop(Exception):
+    """Raised by a hook once a layer's input is captured: the rest of the forward is not needed."""
+
+
+def collect_sequential_stats(model, converted, name: str, data, *, input_index=None, batch_size: int = 256,
+                             progress=None, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+                             timeout_s: float | None = None) -> PatchStats:
+    """Statistics to fit layer ``name`` of ``converted`` against the same layer of ``model``.
+
+    Per batch, the input that the partly converted network ``converted`` feeds the layer
+    (the regressors) and the input of the original ``model``'s layer (whose dense output
+    is the target) are captured (each forward stops at the layer), and their patch Grams
+    and cross Gram accumulated. Summed over the ranks under torch.distributed.
+    """
+    import torch
+
+    conv = model.get_submodule(name)
+    stats = PatchStats(conv, name, cross=True, chunk_elements=chunk_elements)
+    slot: dict = {}
+
+    def keep(module, args):
+        slot["ref"] = args[0]
+        raise _Stop
+
+    def add(module, args):
+        stats.add(args[0], slot.pop("ref"))
+        raise _Stop
+
+    class _Pair(torch.nn.Module):
+        def forward(self, *inputs):
+            for net in (model, converted):
+                try:
+                    net(*inputs)
+                except _Stop:
+                    pass
+            return None
+
+    pair = _Pair()
+    handles = [conv.register_forward_pre_hook(keep),
+               converted.get_submodule(name).register_forward_pre_hook(add)]
+    multi = distributed.active()
+    error, info = None, {}
+    flags = (model.training, converted.training)
+    try:
+        model.eval()
+        converted.eval()
+        info = run_batches(pair, data, lambda inputs, out: None, input_index=input_index,
+                           batch_size=batch_size, progress=progress)
+        if stats.samples == 0:
+            raise GroupConvError(f"layer {name!r} was not called by the model's forward pass")
+    except GroupConvError as exc:
+        if not multi:
+            raise
+        error = str(exc)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(flags[0])
+        converted.train(flags[1])
+    if multi:
+        distributed.agree(error, f"inputs {info.get('sample') or 'none'}; {model_signature(model, [name])}",
+                          timeout_s=timeout_s)
+        stats.reduce(timeout_s=timeout_s)
+    return stats
