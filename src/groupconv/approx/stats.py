@@ -104,7 +104,7 @@ class PatchStats:
 
         if x.ndim != self.dims + 2 or x.shape[1] != self.conv.in_channels:
             raise GroupConvError(
-                f"layer {self.name!r} got input {tuple(x.shape)}; it needs (samples, {self.conv.in_channels}, "
+                f"data do not fit the model: layer {self.name!r} got input {tuple(x.shape)}; it needs (samples, {self.conv.in_channels}, "
                 f"*{self.dims} spatial dims)"
             )
         if self.spatial is None:
