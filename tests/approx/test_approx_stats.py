@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -188,3 +190,28 @@ def test_sequential_conversion_reports_the_error_it_leaves():
         err_seq = float(((new(x) - ref) ** 2).sum() / (ref**2).sum())
         err_ind = float(((independent(x) - ref) ** 2).sum() / (ref**2).sum())
     assert err_seq < err_ind  # fitting to what the converted network feeds reduces the compounding
+
+
+@pytest.mark.parametrize("kw", [
+    dict(kernel_size=3, padding=1),
+    dict(kernel_size=3, padding=1, stride=2),
+    dict(kernel_size=(3, 2), padding="same", dilation=2),
+    dict(kernel_size=3, padding=1, padding_mode="circular"),
+    dict(kernel_size=3, padding=0, stride=(2, 1)),
+    dict(kernel_size=1, stride=2),
+])
+@pytest.mark.parametrize("tap_blocks", [True, False])
+def test_every_patch_route_equals_layer_gram(monkeypatch, kw, tap_blocks):
+    import groupconv.approx.stats as stats_module
+
+    monkeypatch.setattr(stats_module, "TAP_BLOCK_MIN_CHANNELS", 1 if tap_blocks else 10**9)
+    torch.manual_seed(3)
+    conv = nn.Conv2d(5, 6, **kw).double()
+    x = torch.randn(9, 5, 9, 8, dtype=torch.float64)
+    stats = PatchStats(conv, "c", chunk_elements=700)  # several chunks per batch
+    assert stats._tap_major == (tap_blocks and math.prod(conv.kernel_size) > 1)
+    stats.add(x[:4])
+    stats.add(x[4:])
+    got, whole = stats.data_gram(), layer_gram(conv, x)
+    assert (got.samples, got.positions) == (whole.samples, whole.positions)
+    np.testing.assert_allclose(got.gram, whole.gram, rtol=1e-12, atol=1e-12 * np.abs(whole.gram).max())

@@ -335,6 +335,7 @@ def approximability_of_model(
     return_weights: bool = False,
     input_index=None,
     progress: bool | None = None,
+    stats: dict | None = None,
 ) -> ModelApprox:
     """Approximability of every eligible conv of ``model`` on its real input activations.
 
@@ -362,6 +363,9 @@ def approximability_of_model(
         (``input_index=0`` for ``(x, y)`` batches; a callable ``batch -> inputs``).
     progress : bool, optional
         tqdm bar over the batches (default: when stderr is a terminal).
+    stats : dict, optional
+        Statistics already gathered by :func:`groupconv.approx.stats.collect_stats` for
+        (at least) these layers; ``data`` is then not read.
 
     Returns
     -------
@@ -369,7 +373,7 @@ def approximability_of_model(
         One row per (layer, method, N); see the module docstring for the columns.
     """
     return _measure(model, data, methods, groups, layers, batch_size, return_weights, False,
-                    input_index=input_index, progress=progress)
+                    input_index=input_index, progress=progress, stats=stats)
 
 
 def _replacement(conv, method: str, groups: int, dense: np.ndarray, name: str):

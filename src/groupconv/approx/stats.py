@@ -48,6 +48,10 @@ __all__ = ["PatchStats", "collect_stats", "collect_sequential_stats", "run_batch
 
 #: Unfolded values per chunk (float64: 32 MiB) while forming a patch Gram.
 DEFAULT_CHUNK_ELEMENTS = 1 << 22
+#: Convs with at least this many input channels (and a kernel larger than 1 x 1) form
+#: their Gram by tap blocks (only the upper block triangle: ~(K + 1) / (2 K) of the
+#: products); below it the per-tap products are too thin to run at GEMM speed.
+TAP_BLOCK_MIN_CHANNELS = 128
 
 
 def _batch_scale(x) -> float:
@@ -96,6 +100,11 @@ class PatchStats:
         self._mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
         self._pointwise = (all(k == 1 for k in self.kernel) and all(s == 1 for s in conv.stride)
                            and not any(self._flat_pads))
+        #: Tap blocks: ``gram`` holds the upper block triangle of the tap-major Gram
+        #: ``X_a^T X_b`` (a <= b, one GEMM per tap a against taps a..K-1): 45 of the 81
+        #: products of a 3 x 3 kernel; assembled into the channel-major Gram at the end.
+        self._tap_major = (self.dims == 2 and math.prod(self.kernel) > 1 and not cross
+                           and conv.in_channels >= TAP_BLOCK_MIN_CHANNELS)
         self.flops = 0.0
 
     # -- patches ---------------------------------------------------------------------------
@@ -167,6 +176,11 @@ class PatchStats:
         if self.cross:
             self.ref_sq_norm += float((ref * ref).sum())
         per_chunk = self._per_chunk(x)
+        if self._tap_major:
+            for start in range(0, x.shape[0], per_chunk):
+                self._add_tap_blocks(x[start : start + per_chunk])
+            self.samples += int(x.shape[0])
+            return
         for start in range(0, x.shape[0], per_chunk):
             p, positions = self._rows(x[start : start + per_chunk])
             if self.positions is None:
@@ -180,11 +194,51 @@ class PatchStats:
                 self.flops += 4.0 * p.shape[0] * self.cols**2
         self.samples += int(x.shape[0])
 
+    def _add_tap_blocks(self, chunk) -> None:
+        """Add ``X_a^T [X_a .. X_{K-1}]`` for each tap a: the tap-major upper block triangle."""
+        import torch
+        import torch.nn.functional as F
+
+        conv = self.conv
+        if any(self._flat_pads):
+            chunk = F.pad(chunk, self._flat_pads, mode=self._mode)
+        xp = chunk.permute(0, 2, 3, 1)  # (s, H, W, n)
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel, conv.stride, conv.dilation
+        ho = (xp.shape[1] - dh * (kh - 1) - 1) // sh + 1
+        wo = (xp.shape[2] - dw * (kw - 1) - 1) // sw + 1
+        n, taps = conv.in_channels, kh * kw
+        blocks = torch.empty(xp.shape[0], ho, wo, taps, n, dtype=torch.float64)
+        for i in range(kh):
+            for j in range(kw):
+                blocks[:, :, :, i * kw + j] = xp[:, i * dh : i * dh + sh * (ho - 1) + 1 : sh,
+                                                 j * dw : j * dw + sw * (wo - 1) + 1 : sw]
+        rows = xp.shape[0] * ho * wo
+        blocks = blocks.reshape(rows, taps, n)
+        for a in range(taps):
+            self.gram[a * n : (a + 1) * n, a * n :].addmm_(blocks[:, a].T, blocks[:, a:].reshape(rows, -1))
+            self.flops += 2.0 * rows * n * (taps - a) * n
+        if self.positions is None:
+            self.positions = int(ho * wo)
+
+    def _assemble(self) -> None:
+        """Turn the tap-major upper block triangle into the full channel-major Gram (once)."""
+        import torch
+
+        if not self._tap_major:
+            return
+        n, taps = self.conv.in_channels, math.prod(self.kernel)
+        upper = torch.triu(torch.ones(taps, taps, dtype=torch.bool))
+        a4 = self.gram.reshape(taps, n, taps, n)
+        full = torch.where(upper[:, None, :, None], a4, a4.permute(2, 3, 0, 1))
+        self.gram = full.permute(1, 0, 3, 2).reshape(self.cols, self.cols).contiguous()
+        self._tap_major = False
+
     # -- results ---------------------------------------------------------------------------
     def data_gram(self) -> DataGram:
         """The accumulated statistics as the solvers take them."""
         if self.samples == 0:
             raise GroupConvError(f"layer {self.name!r} was not called by the model's forward pass")
+        self._assemble()
         return DataGram(
             gram=self.gram.numpy(),
             in_channels=self.conv.in_channels,
