@@ -32,6 +32,13 @@ def _data():
     return torch.randn(36, 4, 8, 8, dtype=torch.float64, generator=g)
 
 
+def _platform():
+    from groupconv.platform import Platform
+    from groupconv.platform.models import Roofline
+
+    return Platform(device="cpu", metadata={"threads": 1}, roofline=Roofline(2e9, 4e9, 1e-6), time_models={})
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -47,7 +54,12 @@ def _worker(rank, world, port, case, out_dir):
         x = _data()
         shard = x[:20] if rank == 0 else x[20:]  # uneven shards
         model = _model()
-        if case == "ok":
+        if case == "design":
+            from groupconv.design.options import option_table
+
+            table = option_table(model, _platform(), [shard[:5], shard[5:]], groups=(2, 4))
+            result = {"rows": table.to_frame().to_dict("records")}
+        elif case == "ok":
             table = approximability_of_model(model, [shard[:7], shard[7:]], groups=(2, 4))
             new, _ = convert_model(model, shard, "gc", 2)
             seq, _ = convert_model(model, shard, "bgc", 4, sequential=True)
@@ -123,3 +135,18 @@ def test_a_rank_with_other_data_or_model_fails_on_every_rank(tmp_path, case, mes
     for r in ranks if case != "absent" else ranks[:1]:  # "absent": rank 0 times out, in one line
         assert r["error"] is not None and message in r["error"], r
         assert "\n" not in r["error"]
+
+
+def test_two_gloo_ranks_give_the_design_table_of_one_process(tmp_path):
+    pytest.importorskip("groupconv.platform")
+    from groupconv.design.options import option_table
+
+    ranks = _spawn("design", tmp_path)
+    one = option_table(_model(), _platform(), _data(), groups=(2, 4))
+    ref = one.to_frame().to_dict("records")
+    for r in ranks:
+        assert len(r["rows"]) == len(ref)
+        for a, b in zip(r["rows"], ref):
+            assert (a["layer"], a["method"], a["groups"]) == (b["layer"], b["method"], b["groups"])
+            for key in ("rel_output_E", "network_E"):
+                assert a[key] == pytest.approx(b[key], rel=1e-9, abs=1e-13), key

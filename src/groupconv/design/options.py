@@ -143,7 +143,8 @@ def _input_shapes(model, shape, names: Sequence[str]) -> dict[str, tuple[int, ..
     hooks = [modules[n].register_forward_pre_hook(record(n)) for n in names]
     try:
         with torch.no_grad():
-            meta.eval()(torch.zeros(shape, device="meta"))
+            dtype = next((p.dtype for p in meta.parameters() if p.is_floating_point()), torch.float32)
+            meta.eval()(torch.zeros(shape, device="meta", dtype=dtype))
     finally:
         for h in hooks:
             h.remove()
@@ -432,10 +433,21 @@ def _outputs(model, data, chunk: int = 256, input_index=None):
 
 
 def relative_output_error(model, data, reference, chunk: int = 256, input_index=None) -> float:
-    """``sum ||model(x) - reference||^2 / sum ||reference||^2`` over ``data``."""
+    """``sum ||model(x) - reference||^2 / sum ||reference||^2`` over ``data``.
+
+    Under torch.distributed both sums run over every rank's shard (each rank passes its
+    own data and its own reference outputs), so every rank gets the same value.
+    """
+    import torch
+
+    from ..approx import distributed
+
     y = _outputs(model, data, chunk, input_index)
-    total = float((reference**2).sum())
-    return float(((y - reference) ** 2).sum()) / total if total > 0 else float("nan")
+    sums = torch.stack([((y - reference) ** 2).sum(), (reference**2).sum()]).to(torch.float64)
+    if distributed.active():
+        distributed.all_reduce_sum(sums)
+    lost, total = float(sums[0]), float(sums[1])
+    return lost / total if total > 0 else float("nan")
 
 
 def _network_error(model, conv, swap, data, reference, input_index=None) -> float:
