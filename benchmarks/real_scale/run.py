@@ -68,21 +68,30 @@ def work(images: int, batch: int, rank: int, world: int, threads: int) -> dict:
     t0 = time.perf_counter()
     stats = collect_stats(model, data, convs, progress=False)
     t1 = time.perf_counter()
+    import math
+
     from groupconv.errors import GroupConvError
 
+    # layers the images determine: more rows (images x positions) than the largest fit's
+    # unknowns (BGC with N = 2 sees every input channel: n K unknowns per output channel)
+    determined = [name for name, conv in convs.items()
+                  if stats[name].rows > conv.in_channels * math.prod(conv.kernel_size)]
     with warnings.catch_warnings(record=True) as caught:  # dead channels of a random-weight net
         warnings.simplefilter("always", RuntimeWarning)
         try:
-            table = approximability_of_model(model, None, methods=("gc", "bgc"), groups=GROUPS, stats=stats)
+            table = approximability_of_model(model, None, methods=("gc", "bgc"), groups=GROUPS, stats=stats,
+                                             layers=determined)
             error = None
-        except GroupConvError as exc:  # too few images for some layer: the solve is not timed
+        except GroupConvError as exc:
             table, error = None, str(exc)
     t2 = time.perf_counter()
     return {
         "images": images, "batch": batch, "rank": rank, "world": world, "threads": threads,
-        "layers": len(convs), "rows": table.records() if table is not None else [], "error": error,
+        "layers": len(convs), "layers_solved": len(determined),
+        "layers_undetermined": [n for n in convs if n not in determined],
+        "rows": table.records() if table is not None else [], "error": error,
         "rank_deficient_warnings": len(caught),
-        "stats_s": t1 - t0, "solve_s": t2 - t1 if error is None else None, "total_s": t2 - t0 if error is None else None,
+        "stats_s": t1 - t0, "solve_s": t2 - t1, "total_s": t2 - t0,
         "gram_flops": stats[None]["flops"], "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "load_before": load_before, "load_after": _load(),
     }
@@ -142,7 +151,7 @@ def main() -> int:
         solve = result["solve_s"]
         print(f"{args.procs} proc x {threads} thr, {args.images} images: stats {result['stats_s']:.1f} s "
               f"({result['gram_flops'] / result['stats_s'] / 1e9:.1f} GFLOP/s), "
-              f"solve {'-' if solve is None else f'{solve:.1f} s'}, wall {result['wall_s']:.1f} s, "
+              f"solve {solve:.1f} s ({result['layers_solved']}/{result['layers']} layers), wall {result['wall_s']:.1f} s, "
               f"peak RSS {result['peak_rss_bytes'] / 2**30:.2f} GiB, load {result['load_after']}"
               + ("" if result["error"] is None else f"; {result['error']}"))
     return 0
