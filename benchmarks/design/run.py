@@ -44,6 +44,8 @@ GROUPS = (2, 4, 8, 16, 32)
 DESIGN_SAMPLES = 256
 EPOCHS = 20
 FINETUNE = dict(epochs=1, lr=5e-4, seed=0)
+#: --sequential: plans converted (and rescored) with convert_plan(..., sequential=True)
+SEQ = {"sequential": False}
 
 
 def log(msg: str) -> None:
@@ -117,21 +119,21 @@ def run_seed(seed: int, platform) -> dict:
     # "rescored" (the default: front of the network_E sum, chosen by measured error on the data),
     # and the two additive aggregates alone (chosen on the front by the sum)
     budgets = {rule: [(c, design(model, platform, data, table=table, max_time_s=c.time_s, measured_cache=measured,
-                                 **kw).chosen) for c in result.constant] for rule, kw in RULES.items()}
+                                 **kw, **SEQ).chosen) for c in result.constant] for rule, kw in RULES.items()}
     dense_plan = plan_from_table(table, [0] * len(table.layers), "dense")
     plans = {key(dense_plan): dense_plan}
     for rule in RULES:
         for c, d in budgets[rule]:
             plans.setdefault(key(c), c)
             plans.setdefault(key(d), d)
-    cache_path = CACHE / f"plans_seed{seed}.json"
+    cache_path = CACHE / f"plans_seed{seed}{'_sequential' if SEQ['sequential'] else ''}.json"
     done = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     with torch.no_grad():
         ref_logits = model(xte)
     for k, plan in plans.items():
         if k in done:
             continue
-        new, _ = convert_plan(model, plan, data, table)
+        new, _ = convert_plan(model, plan, data, table, **SEQ)
         with torch.no_grad():
             logits = new(xte)
         out_err = float(((logits - ref_logits) ** 2).sum() / (ref_logits**2).sum())
@@ -152,7 +154,10 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="networks (training and split seeds)")
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--platform", type=Path, default=PLATFORM, help=f"platform file (default {PLATFORM.name})")
+    ap.add_argument("--sequential", action="store_true",
+                    help="convert and rescore plans sequentially (each layer fitted on the converted network's inputs)")
     args = ap.parse_args(argv)
+    SEQ["sequential"] = args.sequential
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -252,7 +257,7 @@ def main(argv=None) -> int:
     summary.update({
         "conditions": {"threads": torch.get_num_threads(), "torch": torch.__version__, "rounds": args.rounds,
                        "design_samples": DESIGN_SAMPLES, "groups": list(GROUPS), "platform": str(args.platform.name),
-                       "machine": "shared 2-core CPU, other jobs running"},
+                       "machine": "shared 2-core CPU, other jobs running", "sequential": args.sequential},
         "wall_s": time.perf_counter() - t_start,
     })
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

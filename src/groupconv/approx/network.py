@@ -54,14 +54,21 @@ from ..cost.numeric import gc_variant_cost, gc_variant_params
 from ..errors import GroupConvError
 from ..vocab import DESIGN_METHODS
 from .data import as_real_array
+from .stats import collect_stats
 from .measure import ApproxResult
 from .structures import METHODS
-from .torch_layers import LayerApprox, approximability_of_conv, dense_weight, grouped_weights, output_positions
+from .torch_layers import (
+    LayerApprox,
+    approximability_from_gram,
+    dense_weight,
+    grouped_weights,
+)
 
 __all__ = [
     "ModelApprox",
     "approximability_of_model",
     "convert_model",
+    "convert_layers_sequentially",
     "eligible_convs",
     "capture_inputs",
     "layer_cost",
@@ -252,28 +259,38 @@ def _groups_list(groups) -> list[int]:
     return out
 
 
-def _measure(model, data, methods, groups, layers, batch_size, return_weights, require_all):
+def _measure(model, data, methods, groups, layers, batch_size, return_weights, require_all,
+             input_index=None, progress=None, stats=None):
 
     methods = [v.one_of("method", m, METHODS) for m in dict.fromkeys(methods)]
     group_list = _groups_list(groups)
     chosen = _select(model, layers)
-    acts = capture_inputs(model, data, list(chosen), batch_size)
-    rows, weights = [], {}
+    v.positive_int("batch size", batch_size)
     for name, conv in chosen.items():
-        fits = [g for g in group_list if conv.in_channels % g == 0 and conv.out_channels % g == 0]
-        if require_all and len(fits) < len(group_list):
-            bad = next(g for g in group_list if g not in fits)
+        if require_all and any(conv.in_channels % g or conv.out_channels % g for g in group_list):
+            bad = next(g for g in group_list if conv.in_channels % g or conv.out_channels % g)
             raise GroupConvError(
                 f"layer {name!r} has {conv.in_channels} -> {conv.out_channels} channels, not "
                 f"divisible by groups={bad}; pass layers=[...] to convert only others"
             )
+    if stats is None:
+        stats = collect_stats(model, data, chosen, input_index=input_index, batch_size=batch_size,
+                              progress=progress)
+    rows, weights = [], {}
+    for name, conv in chosen.items():
+        fits = [g for g in group_list if conv.in_channels % g == 0 and conv.out_channels % g == 0]
         if not fits:
             continue
-        if not bool(acts[name].any()):
-            result = _dead_layer(conv, fits, methods, acts[name])
+        gram = stats[name]
+        if gram.mean_sq_norm == 0.0:
+            result = _dead_layer(conv, fits, methods, gram.samples, gram.positions)
         else:
-            result = approximability_of_conv(conv, fits, methods, data=acts[name],
-                                             return_weights=return_weights)
+            try:
+                result = approximability_from_gram(conv, gram, fits, methods, return_weights=return_weights)
+            except GroupConvError as exc:
+                if str(exc).startswith("under-determined"):
+                    raise GroupConvError(f"layer {name!r}: {exc}") from None
+                raise
         dense_params, dense_macs = layer_cost(conv, "sc", 1, result.positions)
         for r in result.results:
             params, macs = layer_cost(conv, r.method, r.groups, result.positions)
@@ -287,30 +304,28 @@ def _measure(model, data, methods, groups, layers, batch_size, return_weights, r
             ))
             if return_weights:
                 weights[(name, r.method, r.groups)] = result.weights[(r.method, r.groups)]
-    samples = int(next(iter(acts.values())).shape[0])
+    samples = int(stats[None]["samples"])
     return ModelApprox(rows=tuple(rows), layers=tuple(chosen), samples=samples, weights=weights)
 
 
-def _dead_layer(conv, groups, methods, act):
+def _dead_layer(conv, groups, methods, samples, positions):
     """A layer whose inputs are all zero on these data: every replacement is exact (E = 0).
 
     The replacement keeps the block diagonal of the layer's weight (its GC part).
     """
-
-    positions = output_positions(conv, tuple(act.shape[2:]))
     weight = dense_weight(conv)
     results, weights = [], {}
     for method in methods:
         for g in groups:
             results.append(ApproxResult(method=method, groups=g, E=0.0, E_stderr=0.0, rel_E=0.0,
                                         rel_output_E=0.0, errors=(0.0,), unknowns=0,
-                                        rows=int(act.shape[0]) * positions))
+                                        rows=int(samples) * positions))
             n_g, m_g = conv.in_channels // g, conv.out_channels // g
             mask = np.kron(np.eye(g), np.ones((m_g, n_g)))
             weights[(method, g)] = weight * mask.reshape(mask.shape + (1,) * (weight.ndim - 2))
     return LayerApprox(layer=repr(conv), in_channels=conv.in_channels,
                        out_channels=conv.out_channels, kernel=tuple(conv.kernel_size),
-                       samples=int(act.shape[0]), positions=positions, data_source="user",
+                       samples=int(samples), positions=positions, data_source="user",
                        results=tuple(results), weights=weights)
 
 
@@ -323,6 +338,9 @@ def approximability_of_model(
     layers: Iterable[str] | None = None,
     batch_size: int = 256,
     return_weights: bool = False,
+    input_index=None,
+    progress: bool | None = None,
+    stats: dict | None = None,
 ) -> ModelApprox:
     """Approximability of every eligible conv of ``model`` on its real input activations.
 
@@ -330,9 +348,12 @@ def approximability_of_model(
     ----------
     model : torch.nn.Module
         Any model; its dense ``Conv1d`` / ``Conv2d`` layers are measured.
-    data : tensor (or tuple of tensors, or array)
-        A batch of model inputs, e.g. ``(S, 1, 8, 8)`` images; each conv is measured on
-        the activations this batch produces at its input.
+    data : tensor, array, tuple of tensors, iterable of batches, DataLoader or ShardDirectory
+        Model inputs, e.g. ``(S, 1, 8, 8)`` images or a DataLoader over them; each conv is
+        measured on the activations they produce at its input. Streamed batch by batch
+        (:mod:`groupconv.approx.stats`): memory is the per-layer Gram matrices plus one
+        batch. Under torch.distributed each rank passes its own shard and every rank
+        returns the table of all the ranks' data.
     methods : sequence of {"gc", "bgc"}
     groups : int or iterable of int
         The N values; a layer gets rows only for the N that divide its channels.
@@ -342,13 +363,22 @@ def approximability_of_model(
         Inputs per forward pass while capturing.
     return_weights : bool
         Keep each best replacement's dense-equivalent weight in ``.weights``.
+    input_index : int, sequence of int or callable, optional
+        Which part of each batch is the model input, for labelled data
+        (``input_index=0`` for ``(x, y)`` batches; a callable ``batch -> inputs``).
+    progress : bool, optional
+        tqdm bar over the batches (default: when stderr is a terminal).
+    stats : dict, optional
+        Statistics already gathered by :func:`groupconv.approx.stats.collect_stats` for
+        (at least) these layers; ``data`` is then not read.
 
     Returns
     -------
     ModelApprox
         One row per (layer, method, N); see the module docstring for the columns.
     """
-    return _measure(model, data, methods, groups, layers, batch_size, return_weights, False)
+    return _measure(model, data, methods, groups, layers, batch_size, return_weights, False,
+                    input_index=input_index, progress=progress, stats=stats)
 
 
 def replacement(conv, method: str, groups: int, weights=None, name: str = "conv"):
@@ -389,6 +419,9 @@ def convert_model(
     layers: Iterable[str] | None = None,
     *,
     batch_size: int = 256,
+    sequential: bool = False,
+    input_index=None,
+    progress: bool | None = None,
 ):
     """A copy of ``model`` with its convs replaced by least-squares optimal GC or BGC layers.
 
@@ -396,9 +429,10 @@ def convert_model(
     ----------
     model : torch.nn.Module
         Left unchanged.
-    data : tensor (or tuple of tensors, or array)
-        A batch of model inputs; each layer is fitted to the activations the original
-        model feeds it on this batch.
+    data : tensor, tuple of tensors, iterable of batches, DataLoader or ShardDirectory
+        Model inputs (see :func:`groupconv.approx.sources.iter_batches`); streamed batch
+        by batch, and summed over the ranks when a torch.distributed process group is
+        active (each rank passes its own shard; every rank gets the same weights).
     method : {"gc", "bgc"}
         ``torch.nn.Conv*d(..., groups=N)`` or :class:`groupconv.nn.BalancedGroupConv`.
     groups : int
@@ -406,6 +440,19 @@ def convert_model(
     layers : iterable of str, optional
         Qualified names of the convs to convert (default: every dense conv whose channels
         N divides; the others, e.g. a first conv on 1 or 3 input channels, stay).
+    batch_size : int
+        Samples per forward pass when ``data`` is one tensor.
+    sequential : bool
+        False (default): every layer is fitted on the inputs the *original* network
+        feeds it (one pass over the data for all layers). True: the layers are converted
+        one at a time in model order, each fitted on the inputs the *already converted*
+        network feeds it, against the original layer's outputs on the original network
+        (the reconstruction channel-pruning methods use), so that errors do not
+        compound; one pass over the data per layer (each stopping at that layer).
+    input_index : int, sequence of int or callable, optional
+        Which part of a batch is the model input (labelled data: ``input_index=0``).
+    progress : bool, optional
+        tqdm bar over the batches (default: when stderr is a terminal).
 
     Returns
     -------
@@ -414,9 +461,10 @@ def convert_model(
     report : pandas.DataFrame
         One row per converted layer, columns :data:`CONVERT_COLUMNS`: ``E`` (Eq. 5.1 on
         ``data``: the converted layer's mean squared output error per sample, given the
-        original layer's inputs), ``rel_E``, ``rel_output_E``, and the parameters and
-        per-frame MACs before and after (cost model; BGC's MACs include the n D mean
-        additions of Eq. 3.14).
+        original layer's inputs - with ``sequential=True``: given the converted
+        network's inputs, against the original network's layer output), ``rel_E``,
+        ``rel_output_E``, and the parameters and per-frame MACs before and after (cost
+        model; BGC's MACs include the n D mean additions of Eq. 3.14).
     """
     from ..nn import set_submodule
 
@@ -424,7 +472,10 @@ def convert_model(
 
     v.one_of("method", method, METHODS)
     groups = v.positive_int("groups", groups)
-    result = _measure(model, data, [method], [groups], layers, batch_size, True, layers is not None)
+    if sequential:
+        return _convert_sequential(model, data, method, groups, layers, batch_size, input_index, progress)
+    result = _measure(model, data, [method], [groups], layers, batch_size, True, layers is not None,
+                      input_index=input_index, progress=progress)
     if not result.rows:
         raise GroupConvError(f"no dense conv of the model has channels divisible by groups={groups}")
     new_model = copy.deepcopy(model)
@@ -439,3 +490,86 @@ def convert_model(
             params_after=r["params"], macs_before=r["macs_dense"], macs_after=r["macs"],
         ))
     return new_model, pd.DataFrame(rows, columns=list(CONVERT_COLUMNS))
+
+
+def _convert_sequential(model, data, method, groups, layers, batch_size, input_index, progress):
+    """Layer by layer: fit on the converted network's inputs against the original outputs."""
+    import pandas as pd
+
+    plan = [(name, method, groups) for name in _sequential_layers(model, groups, layers)]
+    new_model, rows = convert_layers_sequentially(model, data, plan, batch_size=batch_size,
+                                                  input_index=input_index, progress=progress)
+    return new_model, pd.DataFrame(rows, columns=list(CONVERT_COLUMNS))
+
+
+def _sequential_layers(model, groups, layers) -> list[str]:
+    chosen = _select(model, layers)
+    names = []
+    for name, conv in chosen.items():
+        if conv.in_channels % groups or conv.out_channels % groups:
+            if layers is not None:
+                raise GroupConvError(
+                    f"layer {name!r} has {conv.in_channels} -> {conv.out_channels} channels, not "
+                    f"divisible by groups={groups}; pass layers=[...] to convert only others"
+                )
+            continue
+        names.append(name)
+    if not names:
+        raise GroupConvError(f"no dense conv of the model has channels divisible by groups={groups}")
+    return names
+
+
+def convert_layers_sequentially(model, data, plan, *, batch_size: int = 256, input_index=None,
+                                progress=None) -> tuple:
+    """Convert ``plan`` = ``[(layer, method, N), ...]`` one layer at a time, in model order.
+
+    Each layer is fitted on the inputs that the network converted so far feeds it, against
+    the original layer's output on the original network (:func:`convert_model` with
+    ``sequential=True``; :func:`groupconv.design.convert_plan` with ``sequential=True``).
+
+    Returns
+    -------
+    (new_model, rows)
+        The converted copy and one dict per layer (keys :data:`CONVERT_COLUMNS`).
+    """
+    from .data import DataGram
+    from .solvers import GramSolver
+    from .stats import collect_sequential_stats
+    from .structures import structure
+    from .torch_layers import dense_weight
+
+    order = {name: i for i, name in enumerate(eligible_convs(model))}
+    plan = sorted(plan, key=lambda item: order.get(item[0], -1))
+    new_model = copy.deepcopy(model)
+    rows = []
+    for name, method, groups in plan:
+        conv = _select(model, [name])[name]
+        st = collect_sequential_stats(model, new_model, name, data, input_index=input_index,
+                                      batch_size=batch_size, progress=progress)
+        positions = int(st.positions)
+        if st.sq_norm == 0.0 or st.ref_sq_norm == 0.0:
+            dead = _dead_layer(conv, [groups], [method], st.samples, positions)
+            dense = dead.weights[(method, groups)]
+            E = rel_E = rel_out = 0.0
+        else:
+            gram = DataGram(gram=st.gram.numpy(), in_channels=conv.in_channels, kernel=st.kernel,
+                            samples=st.samples, positions=positions, mean_sq_norm=st.sq_norm / st.samples)
+            weight = dense_weight(conv)
+            solver = GramSolver(gram, weight[None], cross=st.cross_gram.numpy(), target_gram=st.ref_gram.numpy())
+            try:
+                fit = solver.solve(structure(method, groups).layout(conv.in_channels, conv.out_channels),
+                                   return_weights=True)
+            except GroupConvError as exc:
+                raise GroupConvError(f"layer {name!r}: {exc}") from None
+            E = float(fit.errors[0])
+            dense = fit.weights[0]
+            norm = float(np.sum(weight**2)) * gram.mean_sq_norm
+            rel_E = E / norm if norm > 0 else 0.0
+            rel_out = E / float(fit.totals[0]) if fit.totals[0] > 0 else 0.0
+        _set_module(new_model, name, _replacement(conv, method, groups, dense, name))
+        dense_params, dense_macs = layer_cost(conv, "sc", 1, positions)
+        params, macs = layer_cost(conv, method, groups, positions)
+        rows.append(dict(layer=name, method=method, groups=groups, E=E, rel_E=rel_E, rel_output_E=rel_out,
+                         params_before=dense_params, params_after=params, macs_before=dense_macs,
+                         macs_after=macs))
+    return new_model, rows

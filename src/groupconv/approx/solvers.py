@@ -72,7 +72,8 @@ def underdetermined_message(layout: FeatureLayout, k: int, unknowns: int, rank: 
         f"under-determined least squares: {layout.name} with N={layout.groups}, output group {k} "
         f"has {unknowns} unknowns per output channel ({rank} features x {taps} taps) but only "
         f"{rows} data rows ({samples} samples x {rows // max(samples, 1)} positions), and a fit "
-        f"needs more rows than unknowns; use more data samples or a larger input"
+        f"needs more rows than unknowns: at least {unknowns // max(rows // max(samples, 1), 1) + 1} samples "
+        f"of this size are needed (or a larger input)"
     )
 
 
@@ -323,6 +324,11 @@ class GramSolver:
         The data's patch Gram matrix (:func:`~groupconv.approx.data.gram_from_data`).
     weights : array, shape (S_w, m, n, *kernel) or (m, n, *kernel)
         Dense conv weights to approximate.
+    cross, target_gram : array (nK, nK), optional
+        Sequential fit (channel-pruning style reconstruction): the regressors are the
+        patches ``P'`` that ``data`` describes (``data.gram = P'^T P'``), the target is
+        ``P w`` on *other* patches ``P`` (the original network's), with
+        ``cross = P'^T P`` and ``target_gram = P^T P``. Both unit scale.
 
     Notes
     -----
@@ -341,7 +347,7 @@ class GramSolver:
     >>> fit.errors.mean()                                       # E of Eq. 5.1  # doctest: +SKIP
     """
 
-    def __init__(self, data: DataGram, weights) -> None:
+    def __init__(self, data: DataGram, weights, *, cross=None, target_gram=None) -> None:
         w = check_weights(weights, len(data.kernel))
         if w.shape[2] != data.in_channels or tuple(w.shape[3:]) != data.kernel:
             raise GroupConvError(
@@ -358,11 +364,22 @@ class GramSolver:
         #: true value = computed value * _scale (powers of two: exact)
         self._scale = data.scale * w_scale**2
         # Gamma W^T for all weight samples at once: (nK, S_w * m); the only O(m n^2 K^2) step.
-        cross = data.gram @ flat.T
+        self._cross_gram, self._target_gram = None, None
+        if cross is not None:
+            # Sequential fit: regressors P' (data.gram = P'^T P'), target P w with P != P'.
+            if data.scale != 1.0 or target_gram is None:
+                raise GroupConvError("a cross Gram needs the target Gram too, and data at unit scale")
+            self._cross_gram = np.asarray(cross, dtype=np.float64)
+            self._target_gram = np.asarray(target_gram, dtype=np.float64)
+            cross = self._cross_gram @ flat.T
+            target = self._target_gram @ flat.T
+        else:
+            cross = data.gram @ flat.T
+            target = cross
         self._cross = cross.reshape(self.n, self.K, self.samples_w, self.m)
         self._totals = (
             np.einsum("tij,jti->t", flat.reshape(self.samples_w, self.m, -1),
-                      cross.reshape(-1, self.samples_w, self.m))
+                      target.reshape(-1, self.samples_w, self.m))
             / data.samples
         )
         self.totals = _to_true_units("the output energy", self._totals, self._scale)
@@ -477,8 +494,14 @@ class GramSolver:
                     dense[:, layout.out_groups[k]] = np.einsum("fati,fc->tica", c4, feats)
         if refine:
             # Near-perfect fit: ||Wx||^2 - explained cancels; use the residual weights instead.
-            delta = self._flat - dense.reshape(self.samples_w * self.m, -1)
-            direct = np.einsum("ij,ij->i", delta @ self.data.gram, delta)
+            fitted = dense.reshape(self.samples_w * self.m, -1)
+            if self._cross_gram is None:
+                delta = self._flat - fitted
+                direct = np.einsum("ij,ij->i", delta @ self.data.gram, delta)
+            else:  # ||P w - P' v||^2 = w'Gw - 2 v'Xw + v'G'v
+                direct = (np.einsum("ij,ij->i", self._flat @ self._target_gram, self._flat)
+                          - 2.0 * np.einsum("ij,ij->i", fitted @ self._cross_gram, self._flat)
+                          + np.einsum("ij,ij->i", fitted @ self.data.gram, fitted))
             direct = direct.reshape(self.samples_w, self.m).sum(axis=1) / self.data.samples
             errors = np.maximum(direct, 0.0)
         errors = _to_true_units("E", errors, self._scale)

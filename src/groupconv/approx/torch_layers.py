@@ -34,6 +34,7 @@ from .structures import METHODS, Structure
 __all__ = [
     "LayerApprox",
     "approximability_of_conv",
+    "approximability_from_gram",
     "dense_weight",
     "layer_gram",
     "grouped_weights",
@@ -318,6 +319,40 @@ def approximability_of_conv(
     else:
         source = "user"
     gram = layer_gram(conv, data, progress=progress)
+    return _from_gram(conv, gram, layouts, source, return_weights, progress)
+
+
+def approximability_from_gram(
+    conv,
+    gram: DataGram,
+    groups: int | Iterable[int],
+    methods: Sequence[str] = ("gc", "bgc"),
+    *,
+    structures: Sequence[Structure] = (),
+    return_weights: bool = False,
+    progress: bool = False,
+) -> LayerApprox:
+    """:func:`approximability_of_conv` from the layer's patch statistics instead of its data.
+
+    ``gram`` is the :class:`~groupconv.approx.data.DataGram` of the layer's inputs, e.g.
+    streamed batch by batch by :func:`groupconv.approx.stats.collect_stats` or summed
+    over torch.distributed ranks; the result is the one the whole data would give.
+    """
+    conv = _check_conv(conv)
+    n, m = conv.in_channels, conv.out_channels
+    if gram.in_channels != n or tuple(gram.kernel) != tuple(conv.kernel_size):
+        raise GroupConvError(
+            f"statistics for {gram.in_channels} channels and kernel {gram.kernel} do not match {conv!r}"
+        )
+    group_list = [groups] if isinstance(groups, (int, np.integer)) else list(groups)
+    layouts = [s.layout(n, m) for s in _structures(methods, group_list, structures)]
+    return _from_gram(conv, gram, layouts, "user", return_weights, progress)
+
+
+def _from_gram(conv, gram: DataGram, layouts, source: str, return_weights: bool, progress: bool) -> LayerApprox:
+    n, m = conv.in_channels, conv.out_channels
+    kernel = tuple(conv.kernel_size)
+    taps = math.prod(kernel)
     weight = dense_weight(conv)
     solver = GramSolver(gram, weight[None])
     norm_w = float(np.sum(weight**2))

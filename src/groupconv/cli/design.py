@@ -28,7 +28,15 @@ def register(subparsers) -> None:
     )
     parser.add_argument("model", metavar="MODEL", help="FILE.py:FACTORY, package.module:factory or a network name")
     parser.add_argument("--platform", required=True, metavar="PLATFORM.json", help="a platform file (groupconv calibrate)")
-    parser.add_argument("--data", required=True, metavar="DATA", help="model inputs: a .pt tensor or a .npy array")
+    parser.add_argument("--data", required=True, metavar="DATA",
+                        help="model inputs: a .pt tensor, a .npy array, a directory of .pt/.npy shards (one batch "
+                        "each) or FILE.py:FACTORY returning a DataLoader; streamed batch by batch")
+    parser.add_argument("--input-index", type=int, metavar="I",
+                        help="with labelled batches (x, y): which part is the model input (e.g. 0)")
+    parser.add_argument("--sequential", action="store_true",
+                        help="convert plans layer by layer, each fitted on the converted network's inputs")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="progress bar over the batches on stderr (default: when stderr is a terminal)")
     parser.add_argument("--input-shape", type=positive_int_arg, nargs="+", metavar="D",
                         help="input shape the platform prices, batch first (default 1 x one data sample)")
     parser.add_argument("--methods", nargs="+", choices=("gc", "bgc"), default=["gc", "bgc"],
@@ -51,7 +59,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..design import design, export_plan, load_data
+    import sys
+
+    from ..approx.sources import resolve_data
+    from ..design import design, export_plan
     from ..networks import resolve_model
     from ..platform import Platform
 
@@ -59,13 +70,17 @@ def run(args: argparse.Namespace) -> int:
         raise GroupConvError("--export needs a budget (--max-error, --max-time-s or --max-params) to choose a plan")
     platform = Platform.load(args.platform)
     model = resolve_model(args.model)
-    data = load_data(args.data)
+    data = resolve_data(args.data)
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
     result = design(model, platform, data, methods=tuple(args.methods), groups=args.groups,
                     input_shape=args.input_shape, max_error=args.max_error, max_time_s=args.max_time_s,
-                    max_params=args.max_params, objective=args.objective, aggregate=args.aggregate)
+                    max_params=args.max_params, objective=args.objective, aggregate=args.aggregate,
+                    progress=progress, sequential=args.sequential, input_index=args.input_index)
     written = {}
     if args.export is not None:
-        written = {k: str(p) for k, p in export_plan(model, result.chosen, data, args.export).items()}
+        written = {k: str(p) for k, p in export_plan(model, result.chosen, data, args.export,
+                                                                         sequential=args.sequential,
+                                                                         input_index=args.input_index).items()}
     if args.figure is not None:
         from ..figures.design_front import front_figure
 

@@ -252,6 +252,8 @@ def design(
     measured_cache: dict | None = None,
     table: OptionTable | None = None,
     progress: bool = False,
+    sequential: bool = False,
+    input_index=None,
 ) -> Design:
     """The per-layer grouping of ``model`` for the least cost at the least error.
 
@@ -284,6 +286,11 @@ def design(
     table : OptionTable, optional
         A table already built (skips the measurements).
     progress : bool
+    sequential : bool
+        Rescore (and convert) plans with :func:`convert_plan`'s ``sequential=True``: each
+        grouped layer fitted on the inputs of the already converted network.
+    input_index : int, sequence of int or callable, optional
+        Which part of a batch is the model input (labelled data: ``input_index=0``).
 
     Returns
     -------
@@ -305,7 +312,8 @@ def design(
         max_params = v.positive_int("max_params", max_params)
     if table is None:
         table = option_table(model, platform, data, methods=methods, groups=groups,
-                             input_shape=input_shape, network=aggregate == "network_E", progress=progress)
+                             input_shape=input_shape, network=aggregate == "network_E", progress=progress,
+                             input_index=input_index)
     has_energy = table.base_energy_J is not None
     if objective is None:
         objective = "time_s" if (max_time_s is not None or not has_energy) else "energy_J"
@@ -334,7 +342,7 @@ def design(
     constant = constant_plans(table, tuple(methods), aggregate)
     if chosen is not None and rescore:
         chosen = _rescore(model, data, table, front, constant, objective, max_error, max_time_s, max_params,
-                          measured_cache)
+                          measured_cache, sequential=sequential, input_index=input_index)
     notes = []
     if any(o.method == "bgc" and o.groups == 2 for row in table.options for o in row):
         notes.append("BGC with N = 2 spans every input channel (error 0) at the dense weight count")
@@ -379,7 +387,8 @@ def _choose(front: tuple[Plan, ...], objective: str, max_error, max_time_s, max_
     return Plan("designed", best.layers, best.time_s, best.energy_J, best.error, best.params, best.macs)
 
 
-def _rescore(model, data, table, front, constant, objective, max_error, max_time_s, max_params, cache):
+def _rescore(model, data, table, front, constant, objective, max_error, max_time_s, max_params, cache,
+             sequential=False, input_index=None):
     """The chosen plan among the front's and the constant plans, by measured error."""
     from .options import _outputs, relative_output_error
 
@@ -396,9 +405,9 @@ def _rescore(model, data, table, front, constant, objective, max_error, max_time
     for p in pool:
         if p.key() not in cache:
             if reference is None:
-                reference = _outputs(model, data)
-            new, _ = convert_plan(model, p, data, table)
-            cache[p.key()] = relative_output_error(new, data, reference)
+                reference = _outputs(model, data, input_index=input_index)
+            new, _ = convert_plan(model, p, data, table, sequential=sequential, input_index=input_index)
+            cache[p.key()] = relative_output_error(new, data, reference, input_index=input_index)
         scored.append((p, cache[p.key()]))
     if max_error is not None:
         ok = [(p, m) for p, m in scored if m <= max_error]
@@ -413,7 +422,8 @@ def _rescore(model, data, table, front, constant, objective, max_error, max_time
     return Plan(label, best.layers, best.time_s, best.energy_J, best.error, best.params, best.macs, float(m))
 
 
-def convert_plan(model, plan: Plan, data, table: OptionTable | None = None):
+def convert_plan(model, plan: Plan, data, table: OptionTable | None = None, *, sequential: bool = False,
+                 input_index=None):
     """A copy of ``model`` with every layer of ``plan`` replaced, least-squares weights for ``data``.
 
     Each grouped layer gets the best GC/BGC replacement of the original layer on its own
@@ -423,6 +433,13 @@ def convert_plan(model, plan: Plan, data, table: OptionTable | None = None):
     same least-squares fits) nothing is refitted. Returns ``(new_model, report)``, one
     dict per grouped layer (``layer, method, groups, rel_output_E``; the last None when
     taken from the table).
+
+    ``sequential=True``: the grouped layers are converted one at a time in model order,
+    each fitted on the inputs the already converted network feeds it, against the
+    original layer's output on the original network
+    (:func:`groupconv.approx.network.convert_layers_sequentially`); the table's fits are
+    not used. ``data`` is any data source of :func:`groupconv.approx.sources.iter_batches`;
+    ``input_index`` says which part of a batch is the model input.
     """
     import copy
 
@@ -433,6 +450,17 @@ def convert_plan(model, plan: Plan, data, table: OptionTable | None = None):
         if l["layer"] not in modules:
             raise GroupConvError(f"the plan names layer {l['layer']!r}, which the model does not have")
     grouped = [l for l in plan.layers if l["method"] != "dense"]
+    if sequential:
+        from ..approx.network import convert_layers_sequentially
+
+        with warnings.catch_warnings():  # rank-deficient fits are noted by option_table
+            warnings.filterwarnings("ignore", "the regressors are numerically rank-deficient", RuntimeWarning)
+            new, rows = convert_layers_sequentially(
+                model, data, [(l["layer"], l["method"], l["groups"]) for l in grouped], input_index=input_index,
+                progress=False)
+        by_name = {r["layer"]: r for r in rows}
+        return new, [{"layer": l["layer"], "method": l["method"], "groups": l["groups"],
+                      "rel_output_E": float(by_name[l["layer"]]["rel_output_E"])} for l in grouped]
     cached = {} if table is None else table.weights
     new = copy.deepcopy(model)
     report = {}
@@ -448,7 +476,8 @@ def convert_plan(model, plan: Plan, data, table: OptionTable | None = None):
     for (method, groups), names in by_option.items():
         with warnings.catch_warnings():  # rank-deficient fits are noted by option_table
             warnings.filterwarnings("ignore", "the regressors are numerically rank-deficient", RuntimeWarning)
-            converted, rep = convert_model(model, data, method=method, groups=groups, layers=names)
+            converted, rep = convert_model(model, data, method=method, groups=groups, layers=names,
+                                           input_index=input_index, progress=False)
         for name, r in zip(rep["layer"], rep.to_dict("records")):
             set_submodule(new, name, converted.get_submodule(name))
             report[name] = {"layer": name, "method": method, "groups": groups,
@@ -456,7 +485,8 @@ def convert_plan(model, plan: Plan, data, table: OptionTable | None = None):
     return new, [report[l["layer"]] for l in grouped]
 
 
-def export_plan(model, plan: Plan, data, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+def export_plan(model, plan: Plan, data, out_dir: str | os.PathLike[str], *, sequential: bool = False,
+                input_index=None) -> dict[str, Path]:
     """Write ``plan.json`` and ``model.pt`` (the converted model, ``torch.save``) into ``out_dir``.
 
     ``model.pt`` loads with ``torch.load(path, weights_only=False)`` wherever the
@@ -468,7 +498,7 @@ def export_plan(model, plan: Plan, data, out_dir: str | os.PathLike[str]) -> dic
     if out.exists() and not out.is_dir():
         raise GroupConvError(f"--export {str(out)!r} exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
-    new, report = convert_plan(model, plan, data)
+    new, report = convert_plan(model, plan, data, sequential=sequential, input_index=input_index)
     plan_path, model_path = out / "plan.json", out / "model.pt"
     plan_path.write_text(json.dumps({**plan.as_dict(), "converted": report}, indent=2) + "\n", encoding="utf-8")
     torch.save(new, model_path)

@@ -90,22 +90,40 @@ def load_data(path: str):
     raise GroupConvError(f"data {text!r}: must be a .pt tensor or a .npy array")
 
 
-def check_data_fits(model, data) -> None:
-    """One forward pass on the first sample; a mismatch is one line naming the shape."""
+def _first_batch(data, input_index=None) -> tuple:
+    """The first batch of model inputs of any data source (:mod:`groupconv.approx.sources`)."""
+    from ..approx.sources import iter_batches
+
+    for inputs in iter_batches(data, input_index=input_index):
+        return inputs
+    raise GroupConvError("data yielded no samples")  # pragma: no cover - iter_batches raises first
+
+
+def check_data_fits(model, data, input_index=None) -> tuple:
+    """One forward pass on the first sample; a mismatch is one line naming the shape.
+
+    ``data`` is a tensor or any data source of :func:`groupconv.approx.sources.iter_batches`
+    (iterable of batches, DataLoader, shard directory). Returns the first batch's inputs.
+    """
     import torch
 
-    if not torch.is_tensor(data):
-        raise GroupConvError(f"data must be a tensor or an array, got {type(data).__name__}")
-    if data.ndim < 2 or data.shape[0] < 1:
+    def describe_batch(inputs):
+        return " + ".join(str(tuple(x.shape)) for x in inputs)
+
+    if torch.is_tensor(data) and (data.ndim < 2 or data.shape[0] < 1):
         raise GroupConvError(f"data must be a batch of model inputs (samples, ...), got shape {tuple(data.shape)}")
-    if not bool(torch.isfinite(data).all()):
-        raise GroupConvError(f"data of shape {tuple(data.shape)} contain non-finite values")
+    first = _first_batch(data, input_index)
+    if first[0].ndim < 2:
+        raise GroupConvError(f"data must be batches of model inputs (samples, ...), got shape {describe_batch(first)}")
+    if not all(bool(torch.isfinite(x).all()) for x in first if x.is_floating_point()):
+        raise GroupConvError(f"data of shape {describe_batch(first)} contain non-finite values")
     try:
         with torch.no_grad():
-            model.eval()(data[:1])
+            model.eval()(*(x[:1] for x in first))
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:
-        first = str(exc).strip().split("\n")[0]
-        raise GroupConvError(f"data of shape {tuple(data.shape)} do not fit the model: {first}") from None
+        text = str(exc).strip().split("\n")[0]
+        raise GroupConvError(f"data of shape {describe_batch(first)} do not fit the model: {text}") from None
+    return first
 
 
 def _input_shapes(model, shape, names: Sequence[str]) -> dict[str, tuple[int, ...]]:
@@ -125,7 +143,8 @@ def _input_shapes(model, shape, names: Sequence[str]) -> dict[str, tuple[int, ..
     hooks = [modules[n].register_forward_pre_hook(record(n)) for n in names]
     try:
         with torch.no_grad():
-            meta.eval()(torch.zeros(shape, device="meta"))
+            dtype = next((p.dtype for p in meta.parameters() if p.is_floating_point()), torch.float32)
+            meta.eval()(torch.zeros(shape, device="meta", dtype=dtype))
     finally:
         for h in hooks:
             h.remove()
@@ -263,6 +282,7 @@ def option_table(
     input_shape: Sequence[int] | None = None,
     network: bool = True,
     progress: bool = False,
+    input_index=None,
 ) -> OptionTable:
     """Price and measure every (method, N) of every eligible conv of ``model``.
 
@@ -271,9 +291,11 @@ def option_table(
     model : torch.nn.Module
         The trained network (not modified).
     platform : groupconv.platform.Platform
-    data : torch.Tensor
-        Model inputs ``(samples, ...)``; each conv's own input activations are captured
-        from them.
+    data : tensor, iterable of batches, DataLoader or ShardDirectory
+        Model inputs ``(samples, ...)`` (:func:`groupconv.approx.sources.iter_batches`);
+        each conv's patch statistics are streamed from its input activations on them
+        (summed over the ranks under torch.distributed). It is read more than once
+        (statistics, then ``network_E``): a DataLoader or list, not a one-shot generator.
     methods : sequence of {"gc", "bgc"}
         Grouped forms to consider besides ``dense``.
     groups : iterable of int, optional
@@ -286,6 +308,8 @@ def option_table(
         option, with that layer alone swapped in).
     progress : bool
         A tqdm bar over the layers.
+    input_index : int, sequence of int or callable, optional
+        Which part of a batch is the model input (labelled data: ``input_index=0``).
 
     Returns
     -------
@@ -299,10 +323,10 @@ def option_table(
         groups = sorted({v.positive_int("groups", g) for g in groups})
     if not isinstance(model, torch.nn.Module):
         raise GroupConvError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    check_data_fits(model, data)
-    shape = (1, *data.shape[1:]) if input_shape is None else tuple(v.positive_int("input shape", s) for s in input_shape)
-    if len(shape) != data.ndim:
-        raise GroupConvError(f"input shape {shape} has {len(shape)} dims, the data {tuple(data.shape)} have {data.ndim}")
+    first = check_data_fits(model, data, input_index)[0]
+    shape = (1, *first.shape[1:]) if input_shape is None else tuple(v.positive_int("input shape", s) for s in input_shape)
+    if len(shape) != first.ndim:
+        raise GroupConvError(f"input shape {shape} has {len(shape)} dims, the data {tuple(first.shape)} have {first.ndim}")
     convs = eligible_convs(model)
     if not convs:
         raise GroupConvError("the model has no eligible conv (a dense Conv2d whose in and out channels share a divisor > 1)")
@@ -315,7 +339,8 @@ def option_table(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RuntimeWarning)
             approx = approximability_of_model(model, data, methods=tuple(methods), groups=all_n,
-                                              layers=[n for n in names if candidates[n]], return_weights=True)
+                                              layers=[n for n in names if candidates[n]], return_weights=True,
+                                              input_index=input_index, progress=progress)
         deficient = sorted({str(w.message).split(" group ")[0] for w in caught if "rank-deficient" in str(w.message)})
         for w in caught:
             if "rank-deficient" not in str(w.message):
@@ -325,7 +350,7 @@ def option_table(
     shapes = _input_shapes(model, shape, names)  # each conv's input at the priced shape
     base_t, base_e, unmeasured = _price(platform, model, shape)
     notes = set(unmeasured)
-    reference = _outputs(model, data) if network else None
+    reference = _outputs(model, data, input_index=input_index) if network else None
     rows = []
     fitted: dict = {}
     steps = convs
@@ -351,7 +376,7 @@ def option_table(
             net_e = None
             if network:
                 fitted[(name, r["method"], int(r["groups"]))] = weights
-                net_e = _network_error(model, conv, rep, data, reference)
+                net_e = _network_error(model, conv, rep, data, reference, input_index)
             row.append(LayerOption(name, r["method"], int(r["groups"]), t, e, p, p * out_hw,
                                    float(r["rel_output_E"]), float(r["E"]), net_e))
         rows.append(tuple(row))
@@ -363,38 +388,53 @@ def option_table(
     return OptionTable(
         layers=tuple(n for n, _ in convs), options=tuple(rows), input_shape=tuple(shape),
         base_time_s=base_t, base_energy_J=base_e, base_params=base_params,
-        samples=int(data.shape[0]), channels=tuple((c.in_channels, c.out_channels) for _, c in convs), notes=msgs,
+        samples=int(approx.samples if approx is not None else len(reference) if reference is not None else 0),
+        channels=tuple((c.in_channels, c.out_channels) for _, c in convs), notes=msgs,
         weights=fitted,
     )
 
 
-def _outputs(model, data, chunk: int = 256):
+def _outputs(model, data, chunk: int = 256, input_index=None):
+    """The model's outputs on every batch of ``data`` (float64 on the CPU, concatenated)."""
     import torch
+
+    from ..approx.sources import iter_batches
 
     outs = []
     model.eval()
     with torch.no_grad():
-        for start in range(0, data.shape[0], chunk):
-            y = model(data[start : start + chunk])
+        for inputs in iter_batches(data, input_index=input_index, batch_size=chunk):
+            y = model(*inputs)
             if not torch.is_tensor(y):
                 raise GroupConvError(f"the model returns {type(y).__name__}, not a tensor: network_E needs a "
                                      "tensor output (use network=False)")
-            outs.append(y.detach().double())
+            outs.append(y.detach().to("cpu", torch.float64))
     return torch.cat(outs)
 
 
-def relative_output_error(model, data, reference, chunk: int = 256) -> float:
-    """``sum ||model(x) - reference||^2 / sum ||reference||^2`` over ``data``."""
-    y = _outputs(model, data, chunk)
-    total = float((reference**2).sum())
-    return float(((y - reference) ** 2).sum()) / total if total > 0 else float("nan")
+def relative_output_error(model, data, reference, chunk: int = 256, input_index=None) -> float:
+    """``sum ||model(x) - reference||^2 / sum ||reference||^2`` over ``data``.
+
+    Under torch.distributed both sums run over every rank's shard (each rank passes its
+    own data and its own reference outputs), so every rank gets the same value.
+    """
+    import torch
+
+    from ..approx import distributed
+
+    y = _outputs(model, data, chunk, input_index)
+    sums = torch.stack([((y - reference) ** 2).sum(), (reference**2).sum()]).to(torch.float64)
+    if distributed.active():
+        distributed.all_reduce_sum(sums)
+    lost, total = float(sums[0]), float(sums[1])
+    return lost / total if total > 0 else float("nan")
 
 
-def _network_error(model, conv, swap, data, reference) -> float:
+def _network_error(model, conv, swap, data, reference, input_index=None) -> float:
     """Relative output error of ``model`` on ``data`` with ``conv`` computing ``swap`` instead."""
     handle = conv.register_forward_hook(lambda mod, args, out: swap(args[0]))
     try:
-        return relative_output_error(model, data, reference)
+        return relative_output_error(model, data, reference, input_index=input_index)
     finally:
         handle.remove()
 
