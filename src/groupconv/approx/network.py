@@ -532,6 +532,7 @@ def convert_layers_sequentially(model, data, plan, *, batch_size: int = 256, inp
     (new_model, rows)
         The converted copy and one dict per layer (keys :data:`CONVERT_COLUMNS`).
     """
+    from ..nn import set_submodule
     from .data import DataGram
     from .solvers import GramSolver
     from .stats import collect_sequential_stats
@@ -566,7 +567,7 @@ def convert_layers_sequentially(model, data, plan, *, batch_size: int = 256, inp
             norm = float(np.sum(weight**2)) * gram.mean_sq_norm
             rel_E = E / norm if norm > 0 else 0.0
             rel_out = E / float(fit.totals[0]) if fit.totals[0] > 0 else 0.0
-        _set_module(new_model, name, _replacement(conv, method, groups, dense, name))
+        set_submodule(new_model, name, replacement(conv, method, groups, dense, name))
         dense_params, dense_macs = layer_cost(conv, "sc", 1, positions)
         params, macs = layer_cost(conv, method, groups, positions)
         rows.append(dict(layer=name, method=method, groups=groups, E=E, rel_E=rel_E, rel_output_E=rel_out,
