@@ -36,7 +36,7 @@ from model import CACHE, build, digits, weights_path  # noqa: E402
 
 from groupconv.approx.study import error_rate, train  # noqa: E402
 from groupconv.design import convert_plan, design, plan_from_table  # noqa: E402
-from groupconv.design.figure import front_figure  # noqa: E402
+from groupconv.figures.design_front import front_figure  # noqa: E402
 from groupconv.platform import Platform  # noqa: E402
 
 PLATFORM = HERE.parents[1] / "data" / "platforms" / "cpu-epyc-1t.json"  # the project's complete CPU calibration
@@ -274,7 +274,7 @@ def measured_figure(brow, rows, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from groupconv.figures._save import save_figure
+    from groupconv.figures import save_figure
 
     bs = sorted((b for b in brow if b["rule"] == "rescored"), key=lambda b: b["max_time_s"])
     x = [b["max_time_s"] * 1e3 for b in bs]

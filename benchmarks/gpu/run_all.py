@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
 def _figure(rows, out: Path) -> None:
     from matplotlib.figure import Figure
 
-    from groupconv.figures._save import save_figure
+    from groupconv.figures import save_figure
 
     fig = Figure(figsize=(3.4, 3.0))
     ax = fig.add_subplot()

@@ -357,7 +357,7 @@ def figure(rows, out_dir: Path, meta):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from groupconv.figures._save import save_figure
+    from groupconv.figures import save_figure
 
     plt.rcParams.update({"font.size": 7, "axes.labelsize": 7, "legend.fontsize": 6,
                          "xtick.labelsize": 7, "ytick.labelsize": 7})

@@ -24,7 +24,7 @@ from torch import nn
 from . import _validate as v
 from .errors import GroupConvError
 
-__all__ = ["BalancedGroupConv", "make_layer", "METHODS"]
+__all__ = ["BalancedGroupConv", "METHODS", "grouped_like", "make_layer", "set_submodule"]
 
 #: Layer forms understood by :func:`make_layer` (and the ``method`` column of a runs CSV).
 METHODS: tuple[str, ...] = ("dense", "gc", "dw", "bgc")
@@ -196,3 +196,48 @@ def make_layer(
     if method == "gc":
         return nn.Conv2d(n, m, k, stride=stride, padding=pad, groups=big_n, bias=bias)
     return BalancedGroupConv(n, m, k, big_n, stride=stride, bias=bias)
+
+
+def grouped_like(conv: nn.Module, method: str, groups: int, *, name: str = "conv") -> nn.Module:
+    """A GC conv or :class:`BalancedGroupConv` with the geometry of ``conv``.
+
+    The new module has ``conv``'s channels, kernel, stride, padding (and, for GC, dilation
+    and padding mode), a bias where ``conv`` has one, and ``conv``'s dtype and device; its
+    weights are torch's default initialisation (the caller loads the ones it wants).
+
+    Parameters
+    ----------
+    conv : torch.nn.Conv1d or torch.nn.Conv2d
+    method : {"gc", "bgc"}
+    groups : int
+        ``N``; must divide both channel counts.
+    name : str
+        The layer's name, for the error message.
+    """
+    v.one_of("method", method, ("gc", "bgc"))
+    groups = v.positive_int("groups", groups)
+    dtype, device = conv.weight.dtype, conv.weight.device
+    bias = conv.bias is not None
+    if method == "gc":
+        cls = nn.Conv1d if isinstance(conv, nn.Conv1d) else nn.Conv2d
+        new = cls(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
+                  padding=conv.padding, dilation=conv.dilation, groups=groups, bias=bias,
+                  padding_mode=conv.padding_mode)
+        return new.to(device=device, dtype=dtype)
+    if not isinstance(conv, nn.Conv2d) or any(d != 1 for d in conv.dilation) \
+            or conv.padding_mode != "zeros" or len(set(conv.stride)) != 1:
+        raise GroupConvError(
+            f"layer {name!r} ({conv!r}) cannot become a BalancedGroupConv, which is 2-D with "
+            f"dilation 1, zero padding and equal strides"
+        )
+    padding = conv.padding if isinstance(conv.padding, str) else tuple(conv.padding)
+    new = BalancedGroupConv(conv.in_channels, conv.out_channels, tuple(conv.kernel_size), groups,
+                            stride=conv.stride[0], padding=padding, bias=bias)
+    return new.to(device=device, dtype=dtype)
+
+
+def set_submodule(model: nn.Module, name: str, new: nn.Module) -> None:
+    """Put ``new`` in ``model`` at the dotted path ``name`` (``"features.3.conv"``)."""
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, new)

@@ -128,3 +128,17 @@ def test_sweep_shows_as_a_table_in_notebooks():
     html = sweep._repr_html_()
     assert html.count("<tr") == 1 + 4  # header + (gc, bgc) x (2, 4)
     assert "rel_E" in html and "bound_iid" in html
+
+
+def test_a_sweep_too_big_for_memory_is_refused_by_the_library():
+    """The memory check is the library's: the Python API refuses what the CLI refuses,
+    before sampling, with the bytes named; user data skip it (already in memory)."""
+    from groupconv.approx.measure import ApproxConfig, approximability
+    from groupconv.errors import GroupConvError
+
+    huge = ApproxConfig(in_channels=10**9, out_channels=64)
+    with pytest.raises(GroupConvError, match=r"approx with n=1000000000 m=64 .* needs at least .* bytes"):
+        huge.check_memory()
+    with pytest.raises(GroupConvError, match="needs at least"):
+        approximability(huge, groups=(4,))
+    ApproxConfig(in_channels=8, out_channels=8).check_memory()  # small: fits

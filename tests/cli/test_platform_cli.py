@@ -102,3 +102,24 @@ def test_calibrate_cli_tiny_budget(tmp_path, capsys):
     text = capsys.readouterr().out
     assert code == 0 and out.is_file() and (tmp_path / "p.runs.csv").is_file()
     assert "roofline:" in text and "energy:" in text
+
+
+def test_predict_text_is_the_predictions_summary(files, capsys):
+    """The CLI prints Prediction.summary(): the library renders the table, the CLI adapts."""
+    import warnings
+
+    from groupconv.networks import resolve_model
+    from groupconv.platform import predict
+
+    path, model, platform = files
+    assert main(["predict", f"{model}:build", "--input-shape", "2,3,8,8", "--platform", str(path), "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = predict(platform, resolve_model(f"{model}:build"), (2, 3, 8, 8))
+    text = result.summary(f"{model}:build", device="hand", top=3)
+    assert out == text + "\n"
+    lines = text.splitlines()
+    assert lines[0] == f"{model}:build on hand, batch 2, forward"
+    assert lines[1].startswith(f"predicted time per frame: {result.time_s * 1e3:.4g} ms")
+    assert "slowest 3 of" in text and len(lines) == 4 + len(result.by_class()) + 1 + 3

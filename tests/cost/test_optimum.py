@@ -178,3 +178,39 @@ def test_non_positive_sizes_are_named():
         optimum.optimum_g(8, 32, 3, -2, beta=0.5, gamma=1.0)
     with pytest.raises(GroupConvError, match="m must be a positive integer, got 0"):
         optimum.admissible_groups(0, 4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 64), st.integers(1, 64), st.sampled_from([1, 3, 5]), st.integers(1, 56),
+       st.floats(0.0, 1.0, exclude_min=True, exclude_max=True), st.floats(1e-3, 1e6))
+def test_layer_eq2_solves_the_papers_balance_equation(m, n, k, hw, beta, gamma):
+    """At Eq. 2's g, M_c^(1-beta) P^beta = gamma with M_c, P of a g-group conv (Eq. 1 -> Eq. 2)."""
+    layer = ConvLayer(m, n, k, hw, hw)
+    g = optimum.eq2_groups(layer, beta, gamma)
+    dense = layer.with_groups(1)
+    macs, params = dense.macs / g, dense.weight_params / g  # Table II: both scale as 1/g
+    assert macs ** (1 - beta) * params**beta == pytest.approx(gamma, rel=1e-9)
+
+
+def test_layer_eq2_by_hand_and_its_scaling():
+    layer = ConvLayer(512, 512, 3, 14, 14)
+    assert optimum.eq2_groups(layer, 0.5, 1e6) == pytest.approx(512 * 512 * 9 * 14 / 1e6)
+    # Eq. 3: with beta = 1/2 and h = w = d_f, g is proportional to m n d_f
+    half = ConvLayer(256, 256, 3, 28, 28)
+    assert optimum.eq2_groups(layer, 0.5, 1.0) / optimum.eq2_groups(half, 0.5, 1.0) == pytest.approx(4 * 14 / 28)
+    with pytest.raises(GroupConvError, match="gamma"):
+        optimum.eq2_groups(layer, 0.5, 0.0)
+    with pytest.raises(GroupConvError, match="beta"):
+        optimum.eq2_groups(layer, 1.5, 1.0)
+
+
+def test_calibrated_gamma_reproduces_groups_from_eq2():
+    layers = [ConvLayer(c, c, 3, s, s) for c, s in ((64, 56), (128, 28), (256, 14), (512, 7))]
+    gamma0 = 3.0e4
+    exact = [optimum.eq2_groups(layer, 0.3, gamma0) for layer in layers]
+    groups = [max(1, round(g)) for g in exact]
+    gamma = optimum.calibrate_gamma(layers, 0.3, groups)
+    # least squares on log g: the log residuals sum to zero
+    assert sum(math.log(optimum.eq2_groups(l, 0.3, gamma) / g) for l, g in zip(layers, groups)) == pytest.approx(0, abs=1e-9)
+    assert gamma == pytest.approx(gamma0, rel=0.05)
+    

@@ -18,7 +18,6 @@ pytest.importorskip("groupconv.platform")
 from torch import nn  # noqa: E402
 
 from groupconv.design import (  # noqa: E402
-    brute_force_front,
     constant_plans,
     convert_plan,
     design,
@@ -28,6 +27,7 @@ from groupconv.design import (  # noqa: E402
     plan_from_table,
 )
 from groupconv.approx.network import capture_inputs  # noqa: E402
+from groupconv.optimize import brute_force_front  # noqa: E402
 from groupconv.errors import GroupConvError  # noqa: E402
 from groupconv.platform import Platform, predict  # noqa: E402
 from groupconv.platform.models import Roofline  # noqa: E402

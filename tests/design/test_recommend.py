@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from groupconv.design import recommend
+from groupconv.cost import LayerPricer
+from groupconv.design import as_pricer, recommend, recommend_grouping
 from groupconv.errors import GroupConvError
-from groupconv.fit import Workload, fit_model, paper_dataset, recommend_grouping
+from groupconv.fit import Workload, fit_model, paper_dataset
+from groupconv.platform import Platform, Roofline
 from groupconv.networks import build_network
 from groupconv.networks.catalogue import grouped_channels
 
@@ -17,11 +19,12 @@ def fitted():
 
 
 def test_fit_of_the_paper_tables_same_grouping_as_recommend_grouping(fitted):
-    """One search: design.recommend with a FitResult and fit.recommend_grouping agree, and
-    the reported EPF is the fitted model's prediction of the network built with those groups."""
+    """One recommender: the deprecated recommend_grouping wraps design.recommend, and the
+    reported EPF is the fitted model's prediction of the network built with those groups."""
     for batch in (1, 16):
         rec = recommend("mobilenet_v1", fitted, batch=batch)
-        old = recommend_grouping("mobilenet_v1", fitted, batch)
+        with pytest.warns(DeprecationWarning, match="recommend_grouping is deprecated"):
+            old = recommend_grouping("mobilenet_v1", fitted, batch)
         assert list(rec.groups) == list(old.layers["groups"])
         net = build_network("mobilenet_v1", "e2gc", 1, groups=rec.groups)
         assert rec.cost == pytest.approx(float(fitted.predict([Workload(net.layers, batch)])[0]))
@@ -66,13 +69,37 @@ def test_mac_proportional_price_picks_depthwise():
 
 
 class _FakePlatform:
-    """A platform at the pricing boundary: a roofline with a fixed cost per call."""
+    """A pricer at the protocol boundary: a roofline with a fixed cost per call, time only."""
 
-    has_energy = False
+    objectives = ("time_s",)
 
-    def predict_op(self, layer, batch=None, *, warn=True):
+    def layer_cost(self, layer, batch, objective="time_s"):
         macs, traffic = layer.macs * batch, 4 * (layer.weight_params + batch * layer.activations)
-        return max(macs / 20e9, traffic / 10e9) + 5e-6
+        return (max(macs / 20e9, traffic / 10e9) + 5e-6) / batch
+
+
+def _roofline_platform():
+    return Platform(device="cpu", metadata={"threads": 1, "dtype": "float32"},
+                    roofline=Roofline(50e9, 20e9, 5e-6), time_models={})
+
+
+def test_platform_fit_and_callable_are_one_kind_of_pricer(fitted):
+    """Platform and FitResult implement LayerPricer; a callable is wrapped; the platform's
+    layer cost is its per-op prediction per frame, the fit's its per-layer share."""
+    platform = _roofline_platform()
+    assert isinstance(platform, LayerPricer) and isinstance(fitted, LayerPricer)
+    assert platform.objectives == ("time_s",) and fitted.objectives == ("energy_J",)
+    assert as_pricer(platform) is platform and as_pricer(fitted) is fitted
+    net = build_network("mobilenet_v1", "e2gc", 8)
+    layer = next(l for l in net.layers if l.name == net.varied[2])
+    assert platform.layer_cost(layer, 4, "time_s") == pytest.approx(platform.predict_op(layer, 4, warn=False) / 4)
+    swapped = [l if l is not layer else layer.with_groups(1) for l in net.layers]
+    before, after = fitted.predict([Workload(net.layers, 4), Workload(tuple(swapped), 4)])
+    assert after - before == pytest.approx(fitted.layer_cost(layer.with_groups(1), 4) - fitted.layer_cost(layer, 4))
+    wrapped = as_pricer(_dense_is_cheap)
+    assert isinstance(wrapped, LayerPricer) and wrapped.layer_cost(layer, 2, "time_s") == _dense_is_cheap(layer, 2)
+    with pytest.raises(GroupConvError, match="the fit is of energy_J, not time_s"):
+        fitted.layer_cost(layer, 1, "time_s")
 
 
 def test_platform_like_pricer_and_json_keys():
@@ -101,4 +128,6 @@ def test_infeasible_budget_and_bad_pricer():
     with pytest.raises(GroupConvError, match="unknown architecture"):
         recommend("vgg", _dense_is_cheap)
     with pytest.raises(GroupConvError, match="energy meter"):
-        recommend("mobilenet_v1", _FakePlatform(), objective="energy_J")
+        recommend("mobilenet_v1", _roofline_platform(), objective="energy_J")
+    with pytest.raises(GroupConvError, match="objective"):
+        recommend("mobilenet_v1", _dense_is_cheap, objective="flops")

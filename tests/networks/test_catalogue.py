@@ -244,3 +244,15 @@ def test_docstring_examples():
     from groupconv.networks import catalogue
 
     assert doctest.testmod(catalogue).failed == 0
+
+
+def test_network_summary_lists_every_layer_and_the_totals():
+    from groupconv.networks import build_network
+
+    net = build_network("mobilenet_v1", "e2gc", 8, 2)
+    lines = net.summary().splitlines()
+    assert lines[0] == f"{net.label}, batch 2, input 3x224x224 (MACs per frame)"
+    body = lines[3:3 + len(net.layers)]
+    assert [line.split()[0] for line in body] == [layer.name for layer in net.layers]
+    total = lines[4 + len(net.layers)].split()
+    assert total[0] == "total" and total[-2:] == [f"{net.params:,}", f"{net.macs:,}"]

@@ -191,3 +191,18 @@ def test_docstring_examples():
     from groupconv.networks import count
 
     assert doctest.testmod(count).failed == 0
+
+
+def test_summary_is_the_count_cli_text(capsys):
+    """ModelCount.summary() renders the totals, the module tree and the op classes; the
+    CLI prints exactly that."""
+    from groupconv.cli import main
+    from groupconv.networks import resolve_model
+
+    count = count_module(resolve_model("mobilenet_v1", variant="e2gc", group=8, device="meta"), (1, 3, 224, 224))
+    text = count.summary("mobilenet_v1", depth=1)
+    assert text.splitlines()[0] == "mobilenet_v1: input 1x3x224x224, batch 1 (per frame below)"
+    assert f"({count.macs:,})" in text and f"total {count.total_params:,}" in text
+    assert "op class" in text and "conv" in text
+    assert main(["count", "mobilenet_v1", "--variant", "e2gc", "--group", "8", "--trace", "--depth", "1"]) == 0
+    assert capsys.readouterr().out == text + "\n"

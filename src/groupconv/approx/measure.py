@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from .. import _validate as v
+from .._memory import check_fits
 from ..errors import GroupConvError
 from . import theory
 from .data import (
@@ -133,6 +134,19 @@ class ApproxConfig:
         return sample_weights(
             self.weight_samples, self.out_channels, self.in_channels, self.kernel,
             self._rngs()[1], self.init,
+        )
+
+    def check_memory(self) -> None:
+        """Refuse up front a sweep whose sampled data and dense weights alone (float64)
+        exceed this machine's memory: a one-line :class:`~groupconv.errors.GroupConvError`
+        naming the configuration, instead of an allocation failure part-way."""
+        shape = self.input_shape if isinstance(self.input_shape, tuple) else (self.input_shape,)
+        data = self.data_samples * self.in_channels * math.prod(shape)
+        weights = self.weight_samples * self.out_channels * self.in_channels * math.prod(self.kernel)
+        check_fits(
+            f"approx with n={self.in_channels} m={self.out_channels} input={shape} "
+            f"S={self.data_samples} S_w={self.weight_samples} (data and dense weights in float64)",
+            8 * (data + weights),
         )
 
 
@@ -377,12 +391,19 @@ def approximability(
         Also compute ``E_W[E | data]`` (exact, He weights only; costs about as much as E).
     progress : bool
         tqdm bar (stderr) over the structures.
+
+    Raises
+    ------
+    GroupConvError
+        For bad input, and before any work when sampled data and dense weights would not
+        fit in memory (:meth:`ApproxConfig.check_memory`).
     """
     cfg = replace(config or ApproxConfig(), **overrides) if overrides else (config or ApproxConfig())
     v.one_of("solver", solver, SOLVERS)
     group_list = [groups] if isinstance(groups, (int, np.integer)) else list(groups)
     chosen = _structures(methods, group_list, structures)
     if data is None:
+        cfg.check_memory()
         x, data_source = cfg.sample_data(), cfg.dist
     else:
         x = check_data(data)

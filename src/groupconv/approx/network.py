@@ -50,8 +50,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import _validate as v
+from ..cost.numeric import gc_variant_cost, gc_variant_params
 from ..errors import GroupConvError
+from .data import as_real_array
+from .measure import ApproxResult
 from .structures import METHODS
+from .torch_layers import LayerApprox, approximability_of_conv, dense_weight, grouped_weights, output_positions
 
 __all__ = [
     "ModelApprox",
@@ -60,6 +64,7 @@ __all__ = [
     "eligible_convs",
     "capture_inputs",
     "layer_cost",
+    "replacement",
     "MODEL_COLUMNS",
     "CONVERT_COLUMNS",
 ]
@@ -122,7 +127,6 @@ def _as_input(data):
         if data.is_complex():
             raise GroupConvError("data are complex; the model inputs must be real tensors")
         return (data.detach(),)
-    from .data import as_real_array
 
     return (torch.from_numpy(as_real_array("data", data)),)
 
@@ -171,7 +175,6 @@ def layer_cost(conv, method: str, groups: int, positions: int) -> tuple[int, int
     (``K D m n / N`` MACs for GC, ``2 K D m n / N + D n`` for BGC, where D is the number of
     output positions and ``D n`` the additions of the group mean). Biases not counted.
     """
-    from ..cost.numeric import gc_variant_cost, gc_variant_params
 
     name = {"gc": "GC", "bgc": "BGC", "sc": "SC"}[method]
     taps = math.prod(conv.kernel_size)
@@ -249,7 +252,6 @@ def _groups_list(groups) -> list[int]:
 
 
 def _measure(model, data, methods, groups, layers, batch_size, return_weights, require_all):
-    from .torch_layers import approximability_of_conv
 
     methods = [v.one_of("method", m, METHODS) for m in dict.fromkeys(methods)]
     group_list = _groups_list(groups)
@@ -293,10 +295,8 @@ def _dead_layer(conv, groups, methods, act):
 
     The replacement keeps the block diagonal of the layer's weight (its GC part).
     """
-    from .measure import ApproxResult
-    from .torch_layers import LayerApprox, _positions, dense_weight
 
-    positions = _positions(conv, tuple(act.shape[2:]))
+    positions = output_positions(conv, tuple(act.shape[2:]))
     weight = dense_weight(conv)
     results, weights = [], {}
     for method in methods:
@@ -350,49 +350,34 @@ def approximability_of_model(
     return _measure(model, data, methods, groups, layers, batch_size, return_weights, False)
 
 
-def _replacement(conv, method: str, groups: int, dense: np.ndarray, name: str):
-    """The GC conv or BalancedGroupConv carrying the best weights, in the conv's dtype."""
+def replacement(conv, method: str, groups: int, weights=None, name: str = "conv"):
+    """The module that replaces ``conv``: itself (``dense``), or the GC conv or
+    :class:`~groupconv.nn.BalancedGroupConv` of :func:`groupconv.nn.grouped_like` carrying
+    ``weights``, a dense-equivalent ``(m, n, kh, kw)`` array split into the structure's own
+    weights (zeros when None, enough for pricing), in the conv's dtype."""
     torch = _torch()
-    from .torch_layers import grouped_weights
+    from ..nn import grouped_like
 
-    dtype, device = conv.weight.dtype, conv.weight.device
+    v.one_of("method", method, ("dense", "gc", "bgc"))
+    if method == "dense":
+        return conv
+    groups = v.positive_int("groups", groups)
+    if weights is None:
+        weights = np.zeros((conv.out_channels, conv.in_channels, *conv.kernel_size))
+    new = grouped_like(conv, method, groups, name=name)
     bias = conv.bias is not None
-    if method == "gc":
-        cls = torch.nn.Conv1d if isinstance(conv, torch.nn.Conv1d) else torch.nn.Conv2d
-        new = cls(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
-                  padding=conv.padding, dilation=conv.dilation, groups=groups, bias=bias,
-                  padding_mode=conv.padding_mode)
-        new = new.to(device=device, dtype=dtype)
-        with torch.no_grad():
-            new.weight.copy_(torch.from_numpy(grouped_weights(dense, "gc", groups)))
+    with torch.no_grad():
+        if method == "gc":
+            new.weight.copy_(torch.from_numpy(grouped_weights(weights, "gc", groups)))
             if bias:
                 new.bias.copy_(conv.bias)
-        return new
-    from ..nn import BalancedGroupConv
-
-    if not isinstance(conv, torch.nn.Conv2d) or any(d != 1 for d in conv.dilation) \
-            or conv.padding_mode != "zeros" or len(set(conv.stride)) != 1:
-        raise GroupConvError(
-            f"layer {name!r} ({conv!r}) cannot become a BalancedGroupConv, which is 2-D with "
-            f"dilation 1, zero padding and equal strides"
-        )
-    padding = conv.padding if isinstance(conv.padding, str) else tuple(conv.padding)
-    new = BalancedGroupConv(conv.in_channels, conv.out_channels, tuple(conv.kernel_size), groups,
-                            stride=conv.stride[0], padding=padding, bias=bias)
-    new = new.to(device=device, dtype=dtype)
-    gc, bar = grouped_weights(dense, "bgc", groups)
-    with torch.no_grad():
+            return new
+        gc, bar = grouped_weights(weights, "bgc", groups)
         new.grouped.weight.copy_(torch.from_numpy(gc))
         new.balance.weight.copy_(torch.from_numpy(bar))
         if bias:
             new.grouped.bias.copy_(conv.bias)
     return new
-
-
-def _set_module(model, name: str, new) -> None:
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, child, new)
 
 
 def convert_model(
@@ -432,6 +417,8 @@ def convert_model(
         per-frame MACs before and after (cost model; BGC's MACs include the n D mean
         additions of Eq. 3.14).
     """
+    from ..nn import set_submodule
+
     import pandas as pd
 
     v.one_of("method", method, METHODS)
@@ -444,7 +431,7 @@ def convert_model(
     for r in result.rows:
         conv = model.get_submodule(r["layer"])
         dense = result.weights[(r["layer"], method, groups)]
-        _set_module(new_model, r["layer"], _replacement(conv, method, groups, dense, r["layer"]))
+        set_submodule(new_model, r["layer"], replacement(conv, method, groups, dense, r["layer"]))
         rows.append(dict(
             layer=r["layer"], method=method, groups=groups, E=r["E"], rel_E=r["rel_E"],
             rel_output_E=r["rel_output_E"], params_before=r["params_dense"],

@@ -29,6 +29,7 @@ import numpy as np
 
 from .. import _validate as v
 from ..errors import GroupConvError
+from .network import approximability_of_model, convert_model
 
 __all__ = [
     "StudyConfig", "StudyResult", "QUICK", "load_digits", "digits_cnn", "train", "error_rate",
@@ -238,8 +239,6 @@ def run_study(config: StudyConfig = StudyConfig(), progress: bool = False) -> St
     import copy
 
     import torch
-
-    from .network import approximability_of_model, convert_model
 
     start = time.perf_counter()
     threads = torch.get_num_threads()

@@ -37,6 +37,7 @@ __all__ = [
     "dense_weight",
     "layer_gram",
     "grouped_weights",
+    "output_positions",
 ]
 
 
@@ -238,7 +239,7 @@ class LayerApprox:
         return "\n".join(lines)
 
 
-def _positions(conv, shape: Sequence[int]) -> int:
+def output_positions(conv, shape: Sequence[int]) -> int:
     """Output positions of the layer for an input of spatial size ``shape``."""
     count = 1
     for size, k, s, d, (left, right) in zip(
@@ -310,7 +311,7 @@ def approximability_of_conv(
         shape = (shape,) * len(kernel) if isinstance(shape, (int, np.integer)) else tuple(shape)
         if data_samples is None:
             unknowns = max(l.group_rank(k) for l in layouts for k in range(len(l.uses))) * taps
-            data_samples = max(8, math.ceil(8 * unknowns / _positions(conv, shape)))
+            data_samples = max(8, math.ceil(8 * unknowns / output_positions(conv, shape)))
         rng = np.random.default_rng(v.nonnegative_int("seed", seed))
         data = sample_data(dist, v.positive_int("data samples", data_samples), n, shape, rng)
         source = dist

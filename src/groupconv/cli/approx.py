@@ -77,24 +77,6 @@ def _load(path: str):
         raise GroupConvError(f"cannot read {path!r} as a .npy array: {exc}") from None
 
 
-def _check_memory(config, runs: int) -> None:
-    """Refuse up front a sweep whose sampled data and dense weights alone exceed memory."""
-    import math
-
-    from .._memory import check_fits
-
-    shape = config.input_shape if isinstance(config.input_shape, tuple) else (config.input_shape,)
-    points = math.prod(shape)
-    kernel = math.prod(config.kernel)
-    data = config.data_samples * config.in_channels * points
-    weights = config.weight_samples * config.out_channels * config.in_channels * kernel
-    check_fits(
-        f"approx with n={config.in_channels} m={config.out_channels} input={shape} "
-        f"S={config.data_samples} S_w={config.weight_samples} (data and dense weights in float64)",
-        8 * (data + weights),
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     from ..approx.data import as_kernel
     from ..approx.measure import ApproxConfig, approximability
@@ -129,8 +111,6 @@ def run(args: argparse.Namespace) -> int:
         padding=args.padding,
         seed=args.seed,
     )
-    if data is None:
-        _check_memory(config, len(args.method) * len(args.groups))
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     sweep = approximability(
         config,

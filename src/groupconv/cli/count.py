@@ -21,9 +21,9 @@ import argparse
 import sys
 
 from ..errors import GroupConvError
-from ._common import int_arg, nonnegative_int_arg, print_json
+from ._common import nonnegative_int_arg, print_json
 
-__all__ = ["register", "run", "format_table", "format_trace", "parse_shape"]
+__all__ = ["register", "run", "parse_shape"]
 
 
 def register(subparsers) -> None:
@@ -106,16 +106,13 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print_json(net.as_dict())
         else:
-            print(format_table(net))
+            print(net.summary())
         return 0
     return _run_trace(args, catalogue)
 
 
 def _run_trace(args, catalogue: bool) -> int:
-    try:
-        import torch
-    except ImportError:
-        raise GroupConvError("tracing a model needs torch: pip install 'groupconv[torch]'") from None
+    import torch  # a missing torch is reported by the CLI's one install hint
     from ..networks import count_module, resolve_model
     from ..networks.catalogue import IMAGE_SIZE
 
@@ -148,96 +145,5 @@ def _run_trace(args, catalogue: bool) -> int:
     elif args.csv:
         sys.stdout.write(count.to_csv(table=args.csv))
     else:
-        print(format_trace(count, args.arch, 2 if args.depth is None else args.depth))
+        print(count.summary(args.arch, 2 if args.depth is None else args.depth))
     return 0
-
-
-def _human(x: float, unit: str = "") -> str:
-    for scale, suffix in ((1e12, " T"), (1e9, " G"), (1e6, " M"), (1e3, " k")):
-        if abs(x) >= scale:
-            return f"{x / scale:.2f}{suffix}{unit}"
-    return f"{x:g}{' ' + unit if unit else ''}"
-
-
-def _render(header, rows, right) -> list[str]:
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-
-    def line(row) -> str:
-        cells = [str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
-        return "  ".join(cells).rstrip()
-
-    rule = "-" * len(line(header))
-    return [line(header), rule, *(line(r) for r in rows)]
-
-
-def format_trace(count, label: str, depth: int) -> str:
-    """Totals, the module tree to ``depth`` and the per-op-class table of a :class:`ModelCount`."""
-    shapes = " ".join("x".join(map(str, s)) for s in count.input_shapes)
-    lines = [
-        f"{label}: input {shapes}, batch {count.batch} (per frame below)",
-        f"MACs {_human(count.macs)} ({count.macs:,}), FLOPs {_human(count.flops)}, "
-        f"bytes {_human(count.bytes, 'B')} unfused (read {_human(count.bytes_read, 'B')}, "
-        f"written {_human(count.bytes_written, 'B')}), arithmetic intensity {count.arithmetic_intensity:.2f} MAC/B",
-        f"params {count.params:,} (weights of convs and matmuls), biases {count.bias_params:,}, "
-        f"other {count.other_params:,}, total {count.total_params:,}",
-        "",
-    ]
-    table = count.module_table(depth)
-    rows = [
-        ("  " * int(r.depth) + r.module, _human(r.params) if r.params else "", _human(r.macs) if r.macs else "",
-         _human(r.bytes, "B"), f"{r.arithmetic_intensity:.2f}")
-        for r in table.itertuples()
-    ]
-    lines += _render(("module", "params", "MACs", "bytes", "MAC/B"), rows, {1, 2, 3, 4})
-    lines.append("")
-    ops = count.op_table(by="op_class")
-    rows = [
-        (r.op_class, str(r.calls), _human(r.macs) if r.macs else "", _human(r.bytes, "B"),
-         f"{100 * r.share_bytes:.1f} %", f"{r.arithmetic_intensity:.2f}")
-        for r in ops.itertuples()
-    ]
-    lines += _render(("op class", "calls", "MACs", "bytes", "bytes %", "MAC/B"), rows, {1, 2, 3, 4, 5})
-    if count.uncalled_modules:
-        shown = ", ".join(count.uncalled_modules[:8]) + (" ..." if len(count.uncalled_modules) > 8 else "")
-        lines.append(f"\nmodules never called through __call__ ({len(count.uncalled_modules)}): {shown}")
-    return "\n".join(lines)
-
-
-def format_table(net) -> str:
-    """A readable per-layer table of a :class:`~groupconv.networks.Network` with totals."""
-    header = ("name", "kind", "in -> out", "kernel", "stride", "output", "groups", "weights", "MACs")
-    rows = []
-    for layer in net.layers:
-        kh, kw = layer.kernel
-        rows.append((
-            layer.name,
-            layer.kind,
-            f"{layer.in_channels} -> {layer.out_channels}",
-            f"{kh}x{kw}",
-            str(layer.stride),
-            f"{layer.out_height}x{layer.out_width}",
-            str(layer.groups),
-            f"{layer.weight_params:,}",
-            f"{layer.macs:,}",
-        ))
-    total = ("total", "", "", "", "", "", "", f"{net.params:,}", f"{net.macs:,}")
-    widths = [max(len(row[i]) for row in [header, total, *rows]) for i in range(len(header))]
-    right = {4, 6, 7, 8}
-
-    def line(row) -> str:
-        cells = [cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]
-        return "  ".join(cells).rstrip()
-
-    rule = "-" * len(line(header))
-    lines = [
-        f"{net.label}, batch {net.batch}, input 3x224x224 (MACs per frame)",
-        line(header),
-        rule,
-        *(line(row) for row in rows),
-        rule,
-        line(total),
-        f"params {net.params / 1e6:.2f} M (weights, as in the paper), MACs {net.macs / 1e6:.2f} M per frame",
-        f"with the classifier bias ({net.bias_params:,}) and batch norm ({net.other_params:,}) "
-        f"the torch module has {net.total_params:,} parameters",
-    ]
-    return "\n".join(lines)

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     if args.export is not None:
         written = {k: str(p) for k, p in export_plan(model, result.chosen, data, args.export).items()}
     if args.figure is not None:
-        from ..design.figure import front_figure
+        from ..figures.design_front import front_figure
 
         written["figure"] = [str(p) for p in front_figure(result, out_dir=args.figure)[1]]
     if args.json:

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         if issubclass(w.category, UnmeasuredKernelWarning):
             print(f"groupconv: warning: {w.message}", file=sys.stderr)
     if args.figure:
-        from ..figures._save import save_figure
+        from ..figures import save_figure
         from ..figures.roofline import roofline_figure
 
         prefix = Path(args.figure)
@@ -75,18 +75,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result.as_dict())
         return 0
-    energy = "n/a (no energy meter)" if result.energy_J is None else f"{result.energy_J * 1e3:.4g} mJ"
-    name = platform.metadata.get("device_name", platform.device)
-    print(f"{args.model} on {name}, batch {result.batch}, {result.mode}")
-    print(f"predicted time per frame: {result.time_s * 1e3:.4g} ms   energy per frame: {energy}")
-    print(f"MACs per frame: {result.macs:,.0f}   bytes per frame: {result.bytes:,.0f}")
-    print("time per kernel type:")
-    for kernel, t in sorted(result.by_class().items(), key=lambda kv: -kv[1]):
-        print(f"  {kernel:<14} {t * 1e3:9.4f} ms  {100 * t / result.time_s:5.1f} %")
-    table = result.op_table()
-    top = table.sort_values("time_s", ascending=False).head(args.top)
-    print(f"slowest {len(top)} of {len(table)} operators:")
-    for _, r in top.iterrows():
-        print(f"  {r['module'] or '(top)':<28} {r['kernel']:<12} {r['bound']:<7} {r['time_s'] * 1e6:10.1f} us  "
-              f"{r['macs']:>14,.0f} MACs")
+    print(result.summary(args.model, device=platform.metadata.get("device_name", platform.device), top=args.top))
     return 0

@@ -5,6 +5,7 @@
   Eq. 3.14 (import it explicitly: ``from groupconv.cost import symbolic``; it loads sympy).
 * :mod:`.numeric` - the same formulas as fast numpy functions over arrays.
 * :mod:`.optimum` - the optimum number of groups of a layer (Eq. 2 and the full Eq. 1).
+* :mod:`.pricer` - :class:`LayerPricer`, the protocol of what prices a layer per frame.
 
 Imports neither torch nor zeus (nor sympy, until a formula is first evaluated).
 """
@@ -28,14 +29,18 @@ from .numeric import (
     params,
 )
 from .optimum import (
+    DEFAULT_EQ2_BETA,
     OptimumG,
     admissible_groups,
     balance_groups_full,
+    calibrate_gamma,
+    eq2_groups,
     min_energy_groups,
     nearest_admissible_groups,
     optimum_g,
     optimum_g_for_layer,
 )
+from .pricer import OBJECTIVES, LayerPricer
 
 __all__ = [
     "ConvLayer",
@@ -65,4 +70,10 @@ __all__ = [
     "min_energy_groups",
     "optimum_g",
     "optimum_g_for_layer",
+    "DEFAULT_EQ2_BETA",
+    "eq2_groups",
+    "calibrate_gamma",
+    # what prices a layer
+    "OBJECTIVES",
+    "LayerPricer",
 ]

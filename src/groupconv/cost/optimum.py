@@ -16,6 +16,10 @@ Three readings of the E2GC optimum group size model (Sec. III-B), side by side:
    :func:`min_energy_groups`. The paper's model therefore does not predict the U-shaped
    EPF of its Fig. 1 on its own; the optimum comes from the balance constant gamma.
 
+Layer-level Eq. 2: :func:`eq2_groups` (g of one :class:`ConvLayer` for given beta and
+gamma) and :func:`calibrate_gamma` (the gamma with which Eq. 2 best reproduces a grouping,
+least squares on log g).
+
 Imports neither torch nor sympy at module import.
 """
 
@@ -32,7 +36,10 @@ from . import numeric as num
 from .layer import ConvLayer
 
 __all__ = [
+    "DEFAULT_EQ2_BETA",
     "admissible_groups",
+    "calibrate_gamma",
+    "eq2_groups",
     "nearest_admissible_groups",
     "balance_groups_full",
     "min_energy_groups",
@@ -49,6 +56,40 @@ def admissible_groups(m: int, n: int) -> tuple[int, ...]:
     c = math.gcd(m, n)
     small = [d for d in range(1, math.isqrt(c) + 1) if c % d == 0]
     return tuple(sorted(set(small + [c // d for d in small])))
+
+
+#: beta used for Eq. 2 when a fitted model has none (the paper's Eq. 3 example).
+DEFAULT_EQ2_BETA: float = 0.5
+
+
+def eq2_groups(layer: ConvLayer, beta: float, gamma: float) -> float:
+    """The paper's optimum number of groups, g = m n d_k^2 (h w)^(1-beta) / gamma (E2GC Eq. 2).
+
+    Returns the real-valued g (use :func:`nearest_admissible_groups` for a usable one).
+    ``h w`` is the output size, ``d_k^2`` the kernel taps. A layer-level form of
+    :func:`groupconv.cost.numeric.optimum_groups` (the sympy-derived form).
+    """
+    g = num.optimum_groups(
+        layer.in_channels, layer.out_channels, math.sqrt(layer.taps),
+        layer.out_height, layer.out_width, beta, gamma,
+    )
+    return float(g)
+
+
+def calibrate_gamma(layers, beta: float, groups=None) -> float:
+    """The gamma with which Eq. 2 best reproduces ``groups`` (default: the layers' own).
+
+    Least squares on log g: ``log gamma = mean_l [log(m n d_k^2 (hw)^(1-beta)) - log g_l]``.
+    """
+    layers = list(layers)
+    if not layers:
+        raise GroupConvError("calibrate_gamma needs at least one layer")
+    groups = [layer.groups for layer in layers] if groups is None else list(groups)
+    if len(groups) != len(layers):
+        raise GroupConvError(f"got {len(groups)} group counts for {len(layers)} layers")
+    logs = [math.log(eq2_groups(layer, beta, 1.0)) - math.log(v.positive_int("groups", g))
+            for layer, g in zip(layers, groups)]
+    return math.exp(sum(logs) / len(logs))
 
 
 def nearest_admissible_groups(g: float, m: int, n: int) -> int:

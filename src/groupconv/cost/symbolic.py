@@ -43,6 +43,9 @@ from functools import lru_cache
 
 import sympy as sp
 
+from .. import _validate as v
+from ..errors import GroupConvError
+
 __all__ = [
     # E2GC symbols
     "m",
@@ -348,8 +351,6 @@ class FormulaTable:
         for row in self.rows:
             if row.key == key:
                 return row.expr
-        from ..errors import GroupConvError
-
         raise GroupConvError(
             f"unknown quantity {key!r}; choose one of {', '.join(self.keys())}"
         )
@@ -506,8 +507,6 @@ BGC_TABLE: tuple[GCVariant, ...] = (
 
 def bgc_variant(key: str) -> GCVariant:
     """The row of :data:`BGC_TABLE` named ``key`` (``"GC"``, ``"BGC"``, ...)."""
-    from .. import _validate as v
-
     v.one_of("group convolution variant", key, [row.key for row in BGC_TABLE])
     return next(row for row in BGC_TABLE if row.key == key)
 

@@ -1,14 +1,13 @@
-"""Designing networks: the exact per-layer search, the recommended grouping, and the design
-of any trained network.
+"""Designing networks: the recommended grouping and the design of any trained network.
 
-* :mod:`~groupconv.design.search` - :func:`search`, an exact multiple-choice knapsack
-  (Pareto dynamic programme) under params and MACs budgets; :func:`brute_force`, its
-  enumeration reference. Torch-free.
+The exact optimisers they use (the knapsack search, the Pareto front) live in
+:mod:`groupconv.optimize`, below ``fit`` and ``design``.
+
 * :mod:`~groupconv.design.recommend` - :func:`recommend`, the number of groups of every
   grouped layer of a catalogue network that minimises a predicted cost (a platform's
   time, a fitted model's energy, or any per-layer pricing function).
-* :mod:`~groupconv.design.pareto` - :func:`pareto_front`, the exact front of total cost
-  against total error over one option per layer; :func:`brute_force_front`. Torch-free.
+* :mod:`~groupconv.design.grouping` - :func:`recommend_grouping` (deprecated), the E2GC
+  table view of :func:`recommend` with the Eq. 2 columns.
 * :mod:`~groupconv.design.options` - :func:`option_table`: every (dense, GC, BGC; N) of
   every eligible conv of a torch model, priced on a platform and measured on the layer's
   own activations (torch inside the functions).
@@ -18,32 +17,27 @@ of any trained network.
 
 from .design import Design, Plan, constant_plans, convert_plan, design, export_plan, plan_from_table
 from .options import DESIGN_METHODS, LayerOption, OptionTable, eligible_convs, load_data, option_table
-from .pareto import FrontPoint, brute_force_front, pareto_front
-from .recommend import Recommendation, catalogue_layers, layer_pricer, recommend
-from .search import SearchResult, brute_force, search
+from .grouping import GroupingRecommendation, recommend_grouping
+from .recommend import Recommendation, as_pricer, catalogue_layers, recommend
 
 __all__ = [
     "DESIGN_METHODS",
     "Design",
-    "FrontPoint",
+    "GroupingRecommendation",
     "LayerOption",
     "OptionTable",
     "Plan",
     "Recommendation",
-    "SearchResult",
-    "brute_force",
-    "brute_force_front",
+    "as_pricer",
     "catalogue_layers",
     "constant_plans",
     "convert_plan",
     "design",
     "eligible_convs",
     "export_plan",
-    "layer_pricer",
     "load_data",
     "option_table",
-    "pareto_front",
     "plan_from_table",
     "recommend",
-    "search",
+    "recommend_grouping",
 ]

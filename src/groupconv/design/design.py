@@ -3,7 +3,7 @@
 :func:`design` builds the option table of a model (:func:`~groupconv.design.options.option_table`:
 every (method, N) of every eligible conv, its predicted time and energy on the platform,
 its error on the layer's own activations), computes the exact Pareto front of total
-predicted cost against total error (:func:`~groupconv.design.pareto.pareto_front`), puts
+predicted cost against total error (:func:`~groupconv.optimize.pareto_front`), puts
 the paper's plans on it (FgGC/GC and BGC with a constant N, E2GC with a constant group
 size G) and, under a budget, chooses one plan:
 
@@ -37,8 +37,9 @@ from pathlib import Path
 
 from .. import _validate as v
 from ..errors import GroupConvError
-from .options import OptionTable, option_table, replacement
-from .pareto import FrontPoint, pareto_front
+from ..approx.network import convert_model, replacement
+from .options import OptionTable, option_table
+from ..optimize import FrontPoint, pareto_front
 
 #: Error aggregates: the sum over layers of each option's ``network_E`` (the network's
 #: output error with that layer alone replaced) or of its ``rel_output_E`` (the layer's).
@@ -425,7 +426,7 @@ def convert_plan(model, plan: Plan, data, table: OptionTable | None = None):
     """
     import copy
 
-    from ..approx.network import _set_module, convert_model
+    from ..nn import set_submodule  # torch
 
     modules = dict(model.named_modules())
     for l in plan.layers:
@@ -440,7 +441,7 @@ def convert_plan(model, plan: Plan, data, table: OptionTable | None = None):
         k = (l["layer"], l["method"], l["groups"])
         if k in cached:
             conv = modules[l["layer"]]
-            _set_module(new, l["layer"], replacement(conv, l["method"], l["groups"], cached[k], l["layer"]))
+            set_submodule(new, l["layer"], replacement(conv, l["method"], l["groups"], cached[k], l["layer"]))
             report[l["layer"]] = {**l, "rel_output_E": None}
         else:
             by_option.setdefault((l["method"], l["groups"]), []).append(l["layer"])
@@ -449,7 +450,7 @@ def convert_plan(model, plan: Plan, data, table: OptionTable | None = None):
             warnings.filterwarnings("ignore", "the regressors are numerically rank-deficient", RuntimeWarning)
             converted, rep = convert_model(model, data, method=method, groups=groups, layers=names)
         for name, r in zip(rep["layer"], rep.to_dict("records")):
-            _set_module(new, name, converted.get_submodule(name))
+            set_submodule(new, name, converted.get_submodule(name))
             report[name] = {"layer": name, "method": method, "groups": groups,
                             "rel_output_E": float(r["rel_output_E"])}
     return new, [report[l["layer"]] for l in grouped]

@@ -30,8 +30,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .. import _validate as v
+from ..approx.network import approximability_of_model, replacement
+from ..approx.network import eligible_convs as dense_convs
+from ..approx.torch_layers import output_positions
 from ..cost.optimum import admissible_groups
 from ..errors import GroupConvError
+from ..platform import UnmeasuredKernelWarning, predict
 
 __all__ = [
     "DESIGN_METHODS",
@@ -41,7 +45,6 @@ __all__ = [
     "check_data_fits",
     "load_data",
     "option_table",
-    "replacement",
 ]
 
 #: Options a layer may take (``dense`` is always one of them).
@@ -56,8 +59,6 @@ def eligible_convs(model) -> list[tuple[str, object]]:
     (a 3-channel stem feeding an even number of filters is left as it is).
     """
     import torch
-
-    from ..approx.network import eligible_convs as dense_convs
 
     return [(name, mod) for name, mod in dense_convs(model).items()
             if isinstance(mod, torch.nn.Conv2d) and math.gcd(mod.in_channels, mod.out_channels) > 1]
@@ -130,22 +131,6 @@ def _input_shapes(model, shape, names: Sequence[str]) -> dict[str, tuple[int, ..
         for h in hooks:
             h.remove()
     return shapes
-
-
-def replacement(conv, method: str, groups: int, weights=None, name: str = "conv"):
-    """The module that replaces ``conv``: itself (``dense``), or the GC / BGC module of
-    :func:`groupconv.approx.network.convert_model` carrying ``weights`` (a
-    dense-equivalent ``(m, n, kh, kw)`` array; zeros when None, enough for pricing)."""
-    import numpy as np
-
-    from ..approx.network import _replacement
-
-    v.one_of("method", method, DESIGN_METHODS)
-    if method == "dense":
-        return conv
-    if weights is None:
-        weights = np.zeros((conv.out_channels, conv.in_channels, *conv.kernel_size))
-    return _replacement(conv, method, v.positive_int("groups", groups), weights, name)
 
 
 @dataclass(frozen=True)
@@ -263,8 +248,6 @@ def _candidate_groups(conv, groups: Iterable[int] | None) -> list[int]:
 
 
 def _price(platform, module, shape) -> tuple[float, float | None, tuple[str, ...]]:
-    from ..platform import UnmeasuredKernelWarning, predict
-
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UnmeasuredKernelWarning)
         pred = predict(platform, module, shape)
@@ -310,8 +293,6 @@ def option_table(
     OptionTable
     """
     import torch
-
-    from ..approx.network import approximability_of_model
 
     for method in methods:
         v.one_of("method", method, ("gc", "bgc"))
@@ -420,6 +401,4 @@ def _network_error(model, conv, swap, data, reference) -> float:
 
 
 def _out_positions(conv, spatial: Sequence[int]) -> int:
-    from ..approx.torch_layers import _positions
-
-    return _positions(conv, tuple(int(s) for s in spatial))
+    return output_positions(conv, tuple(int(s) for s in spatial))

@@ -9,17 +9,17 @@ biases or batch norm) and on the MACs per frame.
 The cost separates over layers: a platform predicts a network's time as a sum over its
 operators, and only the grouped convs change with the grouping (the batch norms and
 activations around them keep their channels), so the network's cost is a constant plus
-one term per grouped layer; :func:`groupconv.design.search.search` minimises that sum
+one term per grouped layer; :func:`groupconv.optimize.search` minimises that sum
 exactly.
 
-What prices a layer (the ``price`` argument):
+What prices a layer (the ``price`` argument) is a :class:`groupconv.cost.LayerPricer`:
 
-* a :class:`groupconv.platform.Platform` (anything with ``predict_op(layer, batch)``):
-  predicted time per frame, or energy where the platform has an energy meter
-  (``objective="energy_J"``, the default there);
+* a :class:`groupconv.platform.Platform`: predicted time per frame, or energy where the
+  platform has an energy meter (``objective="energy_J"``, the default there);
 * a :class:`groupconv.fit.FitResult`: the fitted model's per-layer energy (or time, for
   a fit of time) per frame - this is how the paper's tables are served;
-* any callable ``price(layer: ConvLayer, batch: int) -> float`` (cost per frame).
+* or any callable ``price(layer: ConvLayer, batch: int) -> float`` (cost per frame),
+  which :func:`as_pricer` wraps.
 
 torch is needed only for an ``image_size`` other than 224 (the layers are then counted
 from a shape-only module) and for a whole-network prediction with a platform.
@@ -27,68 +27,55 @@ from a shape-only module) and for a whole-network prediction with a platform.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from .. import _validate as v
-from ..cost import ConvLayer
+from ..cost import OBJECTIVES, ConvLayer, LayerPricer
 from ..cost.optimum import admissible_groups
 from ..errors import GroupConvError
-from .search import search
+from ..fit import FitResult, Workload
+from ..networks import ARCHITECTURES, IMAGE_SIZE, PAPER_GROUPS, build_module, build_network, count_module
+from ..networks.catalogue import layer_groups
+from ..optimize import search
+from ..platform import Platform, predict
 
-__all__ = ["Recommendation", "recommend", "layer_pricer", "catalogue_layers"]
+__all__ = ["Recommendation", "recommend", "as_pricer", "catalogue_layers"]
 
 
 def catalogue_layers(arch: str, image_size: int = 224, groups=None, variant: str = "e2gc", group: int = 1):
     """The conv and linear layers of a catalogue network at ``image_size`` and the names
     of its grouped layers (224: torch-free; another size: counted from a meta module)."""
-    from ..networks import IMAGE_SIZE, build_network
-
     net = build_network(arch, variant, group, groups=groups)
     image_size = v.positive_int("image_size", image_size)
     if image_size == IMAGE_SIZE:
         return net.layers, net.varied
-    from ..networks import build_module, count_module
-
     module = build_module(arch, variant, group, groups=groups, device="meta")
     return count_module(module, (1, 3, image_size, image_size)).layers, net.varied
 
 
-def layer_pricer(price, objective: str | None = None) -> tuple[Callable[[ConvLayer, int], float], str]:
-    """A per-frame cost function ``f(layer, batch)`` and the name of what it prices.
+@dataclass(frozen=True)
+class _CallablePricer:
+    """A plain function ``f(layer, batch) -> cost per frame`` as a :class:`LayerPricer`."""
 
-    See the module docstring for what ``price`` may be. ``objective`` is ``"time_s"`` or
-    ``"energy_J"``; default: energy where the pricer has it, else time (a platform), and
-    what the fit fitted (a FitResult).
-    """
-    from ..fit import FitResult
+    price: Callable[[ConvLayer, int], float]
+    objectives: tuple[str, ...] = OBJECTIVES
 
-    if objective is not None:
-        v.one_of("objective", objective, ("time_s", "energy_J"))
-    if hasattr(price, "predict_op"):
-        has_energy = bool(getattr(price, "has_energy", False))
-        objective = objective or ("energy_J" if has_energy else "time_s")
-        if objective == "energy_J":
-            if not has_energy:
-                raise GroupConvError("objective energy_J needs a platform with an energy meter; this one has none")
-            return (lambda layer, batch: price.predict_op_energy(layer, batch, warn=False) / batch), objective
-        return (lambda layer, batch: price.predict_op(layer, batch, warn=False) / batch), objective
-    if isinstance(price, FitResult):
-        from ..fit import LayerArrays
+    def layer_cost(self, layer: ConvLayer, batch: int, objective: str = "time_s") -> float:
+        return float(self.price(layer, batch))
 
-        fitted_quantity = getattr(price.data, "quantity", "energy_J")
-        if objective is not None and objective != fitted_quantity:
-            raise GroupConvError(f"the fit is of {fitted_quantity}, not {objective}")
 
-        def fitted(layer: ConvLayer, batch: int) -> float:
-            arrays = LayerArrays.from_layers([layer], batch)
-            return float(price.model.layer_energy(price.param_vector, arrays)[0])
-
-        return fitted, fitted_quantity
+def as_pricer(price) -> LayerPricer:
+    """``price`` as a :class:`~groupconv.cost.LayerPricer`: a pricer as it is (a
+    ``Platform``, a ``FitResult``), a callable ``f(layer, batch)`` wrapped (it prices
+    whatever is asked, time by default)."""
+    if isinstance(price, LayerPricer):
+        return price
     if callable(price):
-        return price, objective or "time_s"
+        return _CallablePricer(price)
     raise GroupConvError(f"price must be a Platform, a FitResult or a callable, got {type(price).__name__}")
 
 
@@ -213,9 +200,6 @@ def recommend(
     -------
     Recommendation
     """
-    from ..networks import ARCHITECTURES, PAPER_GROUPS
-    from ..networks.catalogue import layer_groups
-
     v.one_of("architecture", arch, ARCHITECTURES)
     batch = v.positive_int("batch", batch)
     image_size = v.positive_int("image_size", image_size)
@@ -223,7 +207,14 @@ def recommend(
         max_params = v.positive_int("max_params", max_params)
     if max_macs is not None:
         max_macs = v.positive_int("max_macs", max_macs)
-    f, objective = layer_pricer(price, objective)
+    pricer = as_pricer(price)
+    if objective is not None:
+        v.one_of("objective", objective, OBJECTIVES)
+    objective = objective or pricer.objectives[0]
+
+    def f(layer: ConvLayer, batch: int) -> float:
+        return pricer.layer_cost(layer, batch, objective)
+
     layers, varied = catalogue_layers(arch, image_size)
     grouped = [layer for layer in layers if layer.name in varied]
     fixed = [layer for layer in layers if layer.name not in varied]
@@ -256,14 +247,13 @@ def recommend(
     groups = tuple(opts[i] for opts, i in zip(options, result.choice))
 
     notes = []
-    if network_cost is None and hasattr(price, "predict_op"):
-        network_cost = _platform_network_cost(price, arch, batch, image_size, objective)
-    if network_cost is None and _is_fit(price):
-        from ..fit import Workload
+    if network_cost is None and isinstance(pricer, Platform):
+        network_cost = _platform_network_cost(pricer, arch, batch, image_size, objective)
+    if network_cost is None and isinstance(pricer, FitResult):
 
         def network_cost(g):  # the fitted model's whole-network prediction (with its constants)
             ls, _ = catalogue_layers(arch, image_size, groups=g)
-            return float(price.predict([Workload(tuple(ls), batch)])[0])
+            return float(pricer.predict([Workload(tuple(ls), batch)])[0])
     if network_cost is None:
         notes.append("cost is the sum over the conv and linear layers (no whole-network prediction)")
 
@@ -300,21 +290,8 @@ def recommend(
     )
 
 
-def _is_fit(price) -> bool:
-    from ..fit import FitResult
-
-    return isinstance(price, FitResult)
-
-
 def _platform_network_cost(platform, arch: str, batch: int, image_size: int, objective: str):
-    """Whole-network prediction by the platform (None when groupconv.platform is absent)."""
-    try:
-        from ..platform import predict
-    except ImportError:
-        return None
-    from ..networks import build_module
-
-    import warnings
+    """Whole-network prediction by the platform, a function of the groups."""
 
     def cost(groups) -> float:
         module = build_module(arch, "e2gc", 1, groups=list(groups), device="meta")

@@ -21,6 +21,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..approx.measure import ApproxConfig, ApproxSweep, approximability
+from ._save import column_figure, paper_style
 
 __all__ = ["FIGURES", "paper_sweeps", "make_fig1", "make_fig2", "make_equal_cost", "PAPER_GROUPS"]
 
@@ -57,8 +58,6 @@ def make_fig1(config: ApproxConfig = ApproxConfig()) -> Figure:
     y range (uniform data have a third of the normal data's variance, so a shared axis
     would leave half of each panel empty) and N marked on a top axis.
     """
-    from ._save import column_figure, paper_style
-
     sweeps = paper_sweeps(config)
     with paper_style():
         fig = column_figure(4.0)
@@ -101,8 +100,6 @@ def make_fig2(config: ApproxConfig = ApproxConfig()) -> Figure:
     measured points so that it stays visible where they agree.
     """
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
-
-    from ._save import column_figure, paper_style
 
     sweeps = paper_sweeps(config)
     n = sweeps["normal"].config.in_channels

@@ -15,6 +15,11 @@ from functools import lru_cache
 
 from matplotlib.figure import Figure
 
+from ..fit import BEST_MODEL, fit_model, paper_dataset
+from ..networks import build_network
+from ..paper_tables import PLATFORMS
+from ._save import column_figure, paper_style
+
 __all__ = ["FIGURES", "make_e2gc_fig1_fit", "groups_axis"]
 
 _NETWORKS = (("mobilenet_v1", "MobileNet-V1"), ("resnext50", "ResNeXt-50"))
@@ -28,8 +33,6 @@ def groups_axis(network: str, variant: str, group: int) -> float:
     grouped convs the variant changes, of their number of groups (FgGC: exactly ``group``)."""
     import numpy as np
 
-    from ..networks import build_network
-
     net = build_network(network, variant, group)
     varied = [layer.groups for layer in net.layers if layer.name in net.varied]
     return float(np.exp(np.mean(np.log(varied))))
@@ -39,10 +42,6 @@ def make_e2gc_fig1_fit() -> Figure:
     """EPF vs number of groups, measured and predicted, per network, platform and batch size."""
     from matplotlib.lines import Line2D
     from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
-
-    from ..fit import BEST_MODEL, fit_model, paper_dataset
-    from ..paper_tables import PLATFORMS
-    from ._save import column_figure, paper_style
 
     with paper_style():
         fig = column_figure(3.8)

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from .. import _validate as v
 from ..cost import numeric as num
 from ..errors import GroupConvError
+from ._save import column_figure, paper_style
 
 __all__ = ["FIGURES", "fig3_data", "make_fig3"]
 
@@ -50,8 +51,6 @@ def make_fig3(m: int = 512, n: int = 512, d_k: int = 3, h: int = 14, w: int = 14
     channels per group G = m/g. Right axis: memory accesses per MAC, 1/AI = (P + A)/M_c,
     the paper's proxy for memory accesses.
     """
-    from ._save import column_figure, paper_style
-
     data = fig3_data(m, n, d_k, h, w)
     with paper_style():
         fig = column_figure(2.7)

@@ -7,8 +7,10 @@
 * :mod:`~groupconv.fit.fitting` - :func:`fit_model` and :class:`FitResult`.
 * :mod:`~groupconv.fit.validate` - :func:`validate_paper`, :func:`optimum_table`,
   :func:`simulate`, :func:`recovery`.
-* :mod:`~groupconv.fit.predict` - Eq. 2 and direct minimisation of a fitted model:
-  :func:`eq2_groups`, :func:`layer_optimum`, :func:`recommend_grouping`.
+* :mod:`~groupconv.fit.predict` - direct minimisation of a fitted model, layer by layer:
+  :func:`layer_energy_by_groups`, :func:`layer_optimum`.
+* :mod:`~groupconv.fit.pricing` - a fit as a :class:`~groupconv.cost.LayerPricer`
+  (:class:`FitResult` is one), so that :func:`groupconv.design.recommend` searches it.
 
 Imports neither torch nor zeus.
 """
@@ -26,16 +28,7 @@ from .models import (
     alpha_from_traffic,
     get_model,
 )
-from .predict import (
-    GroupingRecommendation,
-    admissible_groups,
-    calibrate_gamma,
-    eq2_groups,
-    layer_energy_by_groups,
-    layer_optimum,
-    nearest_admissible,
-    recommend_grouping,
-)
+from .predict import layer_energy_by_groups, layer_optimum
 from .validate import LOO_TARGET, PaperValidation, optimum_table, recovery, simulate, validate_paper
 
 __all__ = [
@@ -44,7 +37,6 @@ __all__ = [
     "EnergyModel",
     "FitResult",
     "GpuModel",
-    "GroupingRecommendation",
     "LOO_TARGET",
     "LayerArrays",
     "MODELS",
@@ -53,21 +45,16 @@ __all__ = [
     "PaperValidation",
     "Param",
     "Workload",
-    "admissible_groups",
     "alpha_from_traffic",
     "bgc_layers",
-    "calibrate_gamma",
-    "eq2_groups",
     "fit_model",
     "get_model",
     "layer_energy_by_groups",
     "layer_optimum",
     "load_runs",
-    "nearest_admissible",
     "optimum_table",
     "paper_dataset",
     "paper_table_join",
-    "recommend_grouping",
     "recovery",
     "simulate",
     "validate_paper",

@@ -32,6 +32,7 @@ import pandas as pd
 from .. import _validate as v
 from ..cost import ConvLayer
 from ..errors import GroupConvError
+from ..networks import build_module, build_network, count_module
 from ..paper_tables import BATCHES, PLATFORMS, load_e2gc_tables, load_epf
 
 __all__ = [
@@ -312,8 +313,6 @@ def paper_dataset(network: str, platform: str, batches: Sequence[int] = BATCHES)
     catalogue's MACs are forward MACs; the backward pass costs about twice the forward
     MACs, a constant factor every model absorbs in its energy coefficients.
     """
-    from ..networks import build_network
-
     arch = _paper_arch(network)
     v.one_of("platform", platform, PLATFORMS)
     for b in batches:
@@ -352,8 +351,6 @@ def paper_table_join() -> pd.DataFrame:
     grouped_layers, groups_total`` (ours, per frame; ``groups_total`` sums the groups of
     the varied 3x3 convs) and ``macs_rel_err`` (ours vs printed).
     """
-    from ..networks import build_network
-
     wide = load_e2gc_tables()
     epf = load_epf()
     totals = []
@@ -458,8 +455,6 @@ def _network_layers(arch: str, variant: str, group: int, size: int) -> tuple[str
     torch; another size is counted from a shape-only (``meta``) torch module, so it
     needs torch.
     """
-    from ..networks import build_network
-
     net = build_network(arch, variant, group)  # validates the names and the group
     if size == IMAGE_SIZE:
         return net.arch, net.variant, net.layers
@@ -469,8 +464,6 @@ def _network_layers(arch: str, variant: str, group: int, size: int) -> tuple[str
         raise GroupConvError(
             f"network rows at {size}x{size} images need torch to count their layers (224 does not)"
         ) from None
-    from ..networks import build_module, count_module
-
     module = build_module(net.arch, net.variant, group, device="meta")
     return net.arch, net.variant, count_module(module, (1, 3, size, size)).layers
 

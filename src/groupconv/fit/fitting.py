@@ -35,6 +35,7 @@ from ..errors import GroupConvError
 from ..lsq import jacobian_covariance
 from .data import EnergyData
 from .models import EnergyModel, get_model
+from .pricing import FitPricing
 
 __all__ = ["FitResult", "fit_model", "LOSSES"]
 
@@ -100,7 +101,7 @@ def _covariance(result, scale: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarr
 
 
 @dataclass(frozen=True, eq=False)
-class FitResult:
+class FitResult(FitPricing):
     """A fitted energy model: estimates, uncertainties, residuals, validation.
 
     Attributes

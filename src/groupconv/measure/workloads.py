@@ -16,6 +16,7 @@ from .. import _validate as v
 from ..cost import ConvLayer
 from ..cost.layer import dtype_bytes
 from ..errors import GroupConvError
+from ..networks import ARCHITECTURES, VARIANTS, build_module, build_network, count_module, paper_networks
 from .protocol import MODES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -157,8 +158,6 @@ class NetworkWorkload:
     image_size: int = 224
 
     def __post_init__(self) -> None:
-        from ..networks import ARCHITECTURES, VARIANTS, build_network
-
         v.one_of("architecture", self.arch, ARCHITECTURES)
         v.one_of("variant", self.variant, VARIANTS)
         v.positive_int("group", self.group)
@@ -181,8 +180,6 @@ class NetworkWorkload:
     @property
     def macs(self) -> int:
         """MACs per frame at ``image_size`` (the catalogue's count at 224)."""
-        from ..networks import build_network
-
         network = build_network(self.arch, self.variant, self.group)
         if self.image_size == 224:
             return network.macs
@@ -190,8 +187,6 @@ class NetworkWorkload:
 
     def _count(self):
         import torch
-
-        from ..networks import build_module, count_module
 
         module = build_module(self.arch, self.variant, self.group, device="meta")
         with torch.no_grad():
@@ -206,8 +201,6 @@ class NetworkWorkload:
         size it is ceil(size / 2^k) >= (size / 224) (224 / 2^k), so the scaled count is a
         lower bound.
         """
-        from ..networks import build_network
-
         layers = build_network(self.arch, self.variant, self.group).layers
         scale = (self.image_size / 224) ** 2
         acts = sum(layer.activations for layer in layers if layer.kind == "conv")
@@ -238,8 +231,6 @@ class NetworkWorkload:
     def build(self, device: str | torch.device = "cpu", dtype: str = "float32") -> tuple[torch.nn.Module, torch.Tensor]:
         """The network module and a random image batch (no gradient: it is the input)."""
         import torch
-
-        from ..networks import build_module
 
         kind = torch_dtype(dtype)
         module = build_module(self.arch, self.variant, self.group).to(device=device, dtype=kind)
@@ -317,8 +308,6 @@ def paper_workloads(
 
     ``archs`` limits it to some architectures (default: both).
     """
-    from ..networks import ARCHITECTURES, paper_networks
-
     chosen = list(ARCHITECTURES) if archs is None else [v.one_of("architecture", a, ARCHITECTURES) for a in archs]
     return [
         NetworkWorkload(net.arch, net.variant, net.group, batch, mode, image_size)

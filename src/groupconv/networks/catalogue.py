@@ -188,6 +188,45 @@ class Network(LayerTotals):
         rows = [{**layer.as_dict(), "varied": layer.name in self.varied} for layer in self.layers]
         return pd.DataFrame(rows)
 
+    def summary(self) -> str:
+        """A readable per-layer table with totals (MACs per frame), as text."""
+        header = ("name", "kind", "in -> out", "kernel", "stride", "output", "groups", "weights", "MACs")
+        rows = []
+        for layer in self.layers:
+            kh, kw = layer.kernel
+            rows.append((
+                layer.name,
+                layer.kind,
+                f"{layer.in_channels} -> {layer.out_channels}",
+                f"{kh}x{kw}",
+                str(layer.stride),
+                f"{layer.out_height}x{layer.out_width}",
+                str(layer.groups),
+                f"{layer.weight_params:,}",
+                f"{layer.macs:,}",
+            ))
+        total = ("total", "", "", "", "", "", "", f"{self.params:,}", f"{self.macs:,}")
+        widths = [max(len(row[i]) for row in [header, total, *rows]) for i in range(len(header))]
+        right = {4, 6, 7, 8}
+
+        def line(row) -> str:
+            cells = [cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]
+            return "  ".join(cells).rstrip()
+
+        rule = "-" * len(line(header))
+        lines = [
+            f"{self.label}, batch {self.batch}, input 3x224x224 (MACs per frame)",
+            line(header),
+            rule,
+            *(line(row) for row in rows),
+            rule,
+            line(total),
+            f"params {self.params / 1e6:.2f} M (weights, as in the paper), MACs {self.macs / 1e6:.2f} M per frame",
+            f"with the classifier bias ({self.bias_params:,}) and batch norm ({self.other_params:,}) "
+            f"the torch module has {self.total_params:,} parameters",
+        ]
+        return "\n".join(lines)
+
     def as_dict(self) -> dict[str, object]:
         """Totals and per-layer dicts as plain ints/strings (for JSON)."""
         return {

@@ -44,6 +44,7 @@ from .. import _validate as v
 from ..cost import ConvLayer
 from ..cost import ops as cost_ops
 from ..errors import GroupConvError
+from ._text import human, render
 
 __all__ = ["ModelCount", "OpCount", "count_module"]
 
@@ -329,6 +330,39 @@ class ModelCount:
             with open(path, "w", encoding="utf-8") as fh:
                 fh.write(buf.getvalue())
         return buf.getvalue()
+
+    def summary(self, label: str = "model", depth: int = 2) -> str:
+        """Totals per frame, the module tree to ``depth`` and the per-op-class table, as text
+        (``label`` names the model in the first line)."""
+        shapes = " ".join("x".join(map(str, s)) for s in self.input_shapes)
+        lines = [
+            f"{label}: input {shapes}, batch {self.batch} (per frame below)",
+            f"MACs {human(self.macs)} ({self.macs:,}), FLOPs {human(self.flops)}, "
+            f"bytes {human(self.bytes, 'B')} unfused (read {human(self.bytes_read, 'B')}, "
+            f"written {human(self.bytes_written, 'B')}), arithmetic intensity {self.arithmetic_intensity:.2f} MAC/B",
+            f"params {self.params:,} (weights of convs and matmuls), biases {self.bias_params:,}, "
+            f"other {self.other_params:,}, total {self.total_params:,}",
+            "",
+        ]
+        table = self.module_table(depth)
+        rows = [
+            ("  " * int(r.depth) + r.module, human(r.params) if r.params else "", human(r.macs) if r.macs else "",
+             human(r.bytes, "B"), f"{r.arithmetic_intensity:.2f}")
+            for r in table.itertuples()
+        ]
+        lines += render(("module", "params", "MACs", "bytes", "MAC/B"), rows, {1, 2, 3, 4})
+        lines.append("")
+        ops = self.op_table(by="op_class")
+        rows = [
+            (r.op_class, str(r.calls), human(r.macs) if r.macs else "", human(r.bytes, "B"),
+             f"{100 * r.share_bytes:.1f} %", f"{r.arithmetic_intensity:.2f}")
+            for r in ops.itertuples()
+        ]
+        lines += render(("op class", "calls", "MACs", "bytes", "bytes %", "MAC/B"), rows, {1, 2, 3, 4, 5})
+        if self.uncalled_modules:
+            shown = ", ".join(self.uncalled_modules[:8]) + (" ..." if len(self.uncalled_modules) > 8 else "")
+            lines.append(f"\nmodules never called through __call__ ({len(self.uncalled_modules)}): {shown}")
+        return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         head = (

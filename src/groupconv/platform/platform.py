@@ -86,6 +86,22 @@ class Platform:
     def threads(self) -> int:
         return int(self.metadata.get("threads", 1) or 1)
 
+    # ------------------------------------------------------------------ LayerPricer
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        """What this platform prices per frame (:class:`~groupconv.cost.LayerPricer`): energy
+        first where it has an energy meter, and time."""
+        return ("energy_J", "time_s") if self.has_energy else ("time_s",)
+
+    def layer_cost(self, layer: ConvLayer, batch: int, objective: str = "time_s") -> float:
+        """Predicted time (s) or energy (J) per frame of ``layer`` run on ``batch`` frames
+        (:class:`~groupconv.cost.LayerPricer`; no warning for an unmeasured kernel)."""
+        if objective not in self.objectives:
+            raise GroupConvError(f"objective {objective} needs a platform with an energy meter; this one has none")
+        if objective == "energy_J":
+            return self.predict_op_energy(layer, batch, warn=False) / batch
+        return self.predict_op(layer, batch, warn=False) / batch
+
     # ------------------------------------------------------------------ prediction
     def features(self, op, batch: int | None = None) -> OpFeatures:
         """:class:`OpFeatures` of an ``OpCount``-like op, or of a ``ConvLayer`` at ``batch``."""

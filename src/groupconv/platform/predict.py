@@ -106,6 +106,28 @@ class Prediction:
 
         return pd.DataFrame([o.as_dict() for o in self.ops])
 
+    def summary(self, label: str = "network", *, device: str | None = None, top: int = 15) -> str:
+        """Totals per frame, time per kernel type and the ``top`` slowest operators, as text.
+
+        ``label`` names the network and ``device`` the machine in the first line (default:
+        the platform's device)."""
+        energy = "n/a (no energy meter)" if self.energy_J is None else f"{self.energy_J * 1e3:.4g} mJ"
+        lines = [
+            f"{label} on {device or self.platform_device}, batch {self.batch}, {self.mode}",
+            f"predicted time per frame: {self.time_s * 1e3:.4g} ms   energy per frame: {energy}",
+            f"MACs per frame: {self.macs:,.0f}   bytes per frame: {self.bytes:,.0f}",
+            "time per kernel type:",
+        ]
+        for kernel, t in sorted(self.by_class().items(), key=lambda kv: -kv[1]):
+            lines.append(f"  {kernel:<14} {t * 1e3:9.4f} ms  {100 * t / self.time_s:5.1f} %")
+        table = self.op_table()
+        slowest = table.sort_values("time_s", ascending=False).head(top)
+        lines.append(f"slowest {len(slowest)} of {len(table)} operators:")
+        for _, r in slowest.iterrows():
+            lines.append(f"  {r['module'] or '(top)':<28} {r['kernel']:<12} {r['bound']:<7} {r['time_s'] * 1e6:10.1f} us  "
+                         f"{r['macs']:>14,.0f} MACs")
+        return "\n".join(lines)
+
     def _repr_html_(self) -> str:
         energy = "n/a" if self.energy_J is None else f"{self.energy_J:.4g} J"
         head = f"<p>predicted {self.time_s * 1e3:.4g} ms/frame, energy {energy}, batch {self.batch}, {self.mode}</p>"

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["front_figure"]
+from ._save import save_figure
+
+__all__ = ["FIGURES", "front_figure"]
+
+#: None for ``groupconv figures``: a design front needs a design (made by ``groupconv design
+#: ... --figure`` and in ``notebooks/08_design.ipynb``).
+FIGURES: dict = {}
 
 _MARKERS = {"gc": ("o", "tab:blue", "GC / FgGC, constant N"), "bgc": ("s", "tab:orange", "BGC, constant N"),
             "e2gc": ("^", "tab:green", "E2GC, constant G")}
@@ -16,7 +22,7 @@ def front_figure(result, out_dir: str | Path | None = None, name: str = "design_
 
     The x axis is the predicted cost per frame (ms or mJ), the y axis the total error
     (the design's aggregate). With ``out_dir`` the figure is saved as PNG,
-    SVG (:func:`groupconv.figures._save.save_figure`) and PDF, sized for one paper
+    SVG (:func:`groupconv.figures.save_figure`) and PDF, sized for one paper
     column (3.4 in wide).
     """
     import matplotlib
@@ -54,8 +60,6 @@ def front_figure(result, out_dir: str | Path | None = None, name: str = "design_
         ax.grid(alpha=0.3, lw=0.4)
     paths = []
     if out_dir is not None:
-        from ..figures._save import save_figure
-
         paths = save_figure(fig, out_dir, name)
         pdf = Path(out_dir) / f"{name}.pdf"
         fig.savefig(pdf, bbox_inches="tight", metadata={"CreationDate": None, "Producer": None})

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from groupconv.design import brute_force_front, pareto_front
+from groupconv.optimize import brute_force_front, pareto_front
 from groupconv.errors import GroupConvError
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import GroupConvError
-from .search import backtrack, layer_fronts
+from .knapsack import backtrack, layer_fronts
 
 __all__ = ["FrontPoint", "pareto_front", "brute_force_front"]
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from groupconv.design import brute_force, search
+from groupconv.optimize import brute_force, search
 from groupconv.errors import GroupConvError
 
 

@@ -17,7 +17,7 @@ better answer than the one that dominates it), and drops the ones that cannot me
 budget even with the cheapest remaining layers. Without a budget this is the per-layer
 argmin; with one budget the front is a 2-D staircase; with two, a 3-D front. The result
 is the optimum, not an approximation (it is checked against brute-force enumeration in
-``tests/design/test_search.py``).
+``tests/optimize/test_knapsack.py``).
 
 Pure Python and numpy; imports neither torch nor anything above it.
 """
@@ -158,7 +158,7 @@ def search(
 
 def layer_fronts(quantities, limits, keep):
     """The dynamic programme over layers that :func:`search` and
-    :func:`~groupconv.design.pareto.pareto_front` share.
+    :func:`~groupconv.optimize.pareto_front` share.
 
     Parameters
     ----------
