@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..cost import ops as cost_ops
-from ..errors import GroupConvError
+from ..errors import GroupConvError, UserModelError
 
 __all__ = ["RawOp", "Trace", "trace_model"]
 
@@ -376,6 +376,13 @@ def trace_model(model, inputs, *, kwargs=None, device="meta", backward=False, tr
         if target.type == "meta" and "meta" in reason.lower():
             reason += " (the model needs real data: count it on a real device, device=None / --device cpu)"
         raise GroupConvError(f"input shape {shown} does not fit the model: {reason}") from None
+    except SystemExit as exc:  # the model's own code called sys.exit
+        raise UserModelError(f"model {type(model).__name__} called sys.exit({exc.code!r}) while running") from None
+    except Exception as exc:  # the model's own exception class: one line naming it
+        text = str(exc).strip()
+        raise UserModelError(
+            f"model {type(model).__name__} raised {type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+        ) from None
     finally:
         pre.remove()
         post.remove()
