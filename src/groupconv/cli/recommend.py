@@ -67,7 +67,7 @@ def _budget(option: str, text: str | None, arch: str, quantity: str, image_size:
         value = float(text)
     except ValueError:
         raise GroupConvError(f"{option} must be a number or VARIANT:GROUP, got {text!r}") from None
-    if not value >= 1 or value != int(value):
+    if not value >= 1 or value == float("inf") or value != int(value):
         raise GroupConvError(f"{option} must be a positive integer count, got {text!r}")
     return int(value)
 

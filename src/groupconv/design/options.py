@@ -310,6 +310,18 @@ def option_table(
     names = [n for n, _ in convs]
     candidates = {n: _candidate_groups(conv, groups) for n, conv in convs}
     all_n = sorted({g for opts in candidates.values() for g in opts})
+    if groups is not None:
+        # a group count that divides no eligible conv would silently leave dense only
+        unused = [g for g in groups if g not in all_n]
+        if unused and not all_n:
+            possible = sorted({g for _, conv in convs for g in _candidate_groups(conv, None)})
+            raise GroupConvError(
+                f"groups {', '.join(map(str, unused))} divide(s) no eligible conv's in and out channels: only "
+                f"dense would be left; group counts these convs admit: {', '.join(map(str, possible[:12]))}"
+            )
+        if unused:
+            warnings.warn(f"groups {', '.join(map(str, unused))} divide(s) no eligible conv's in and out "
+                          "channels: left out", stacklevel=2)
     # every conv's approximability on its own input activations from the data (one capture)
     approx = None
     if all_n and methods:

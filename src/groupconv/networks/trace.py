@@ -16,6 +16,8 @@ torch is imported when a function here is called, never when this module is impo
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -274,6 +276,8 @@ def _is_shape(obj) -> bool:
 def _as_shape(item) -> tuple[int, ...]:
     if not _is_shape(item) or any(s < 1 for s in item):
         raise GroupConvError(f"input shape must be a non-empty sequence of positive integers, got {item!r}")
+    if math.prod(int(s) for s in item) * 8 >= 2**63:  # torch's storage size is an int64 of bytes
+        raise GroupConvError(f"input shape {tuple(item)} holds more elements than a tensor can")
     return tuple(int(s) for s in item)
 
 
@@ -313,6 +317,10 @@ def trace_model(model, inputs, *, kwargs=None, device="meta", backward=False, tr
             target = torch.device(device)
         except (RuntimeError, TypeError):
             raise GroupConvError(f"device must be a torch device name such as 'meta' or 'cpu', got {device!r}") from None
+        if target.type == "cuda" and not torch.cuda.is_available():
+            raise GroupConvError(
+                f"device {device!r}: this torch has no CUDA device ({torch.__version__}); count on 'meta' or 'cpu'"
+            )
     else:
         target = first.device if first is not None else torch.device("cpu")
     args = _prepare_inputs(inputs, target, dtype)
