@@ -34,7 +34,7 @@ from ..approx.network import approximability_of_model, replacement
 from ..approx.network import eligible_convs as dense_convs
 from ..approx.torch_layers import output_positions
 from ..cost.optimum import admissible_groups
-from ..errors import GroupConvError
+from ..errors import GroupConvError, UserModelError
 from ..platform import UnmeasuredKernelWarning, predict
 
 __all__ = [
@@ -104,9 +104,16 @@ def check_data_fits(model, data) -> None:
     try:
         with torch.no_grad():
             model.eval()(data[:1])
+    except GroupConvError:
+        raise
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:
         first = str(exc).strip().split("\n")[0]
         raise GroupConvError(f"data of shape {tuple(data.shape)} do not fit the model: {first}") from None
+    except SystemExit as exc:  # the model's own code called sys.exit
+        raise UserModelError(f"model {type(model).__name__} called sys.exit({exc.code!r}) while running") from None
+    except Exception as exc:  # the model's own exception class: one line naming it
+        first = (str(exc).strip().split("\n") or [""])[0]
+        raise UserModelError(f"model {type(model).__name__} raised {type(exc).__name__}: {first}") from None
 
 
 def _input_shapes(model, shape, names: Sequence[str]) -> dict[str, tuple[int, ...]]:

@@ -154,6 +154,11 @@ def row_key(row: Mapping[str, object]) -> tuple[str, ...]:
     )
 
 
+#: Integer columns that count something that exists (the others may be 0).
+_POSITIVE_INTS = frozenset({"group", "in_channels", "out_channels", "kernel", "height", "width", "groups", "batch",
+                            "trials", "repeats", "threads"})
+
+
 def _check_row(fields: Mapping[str, str], where: str) -> None:
     """Validate one row of strings; raise GroupConvError naming ``where`` (file and line)."""
 
@@ -169,9 +174,11 @@ def _check_row(fields: Mapping[str, str], where: str) -> None:
             continue
         if column.kind == "int":
             try:
-                int(text)
+                number = int(text)
             except ValueError:
                 raise bad(f"{name} {text!r} is not an integer") from None
+            if number < (1 if name in _POSITIVE_INTS else 0):
+                raise bad(f"{name} {text!r} is not {'positive' if name in _POSITIVE_INTS else 'non-negative'}")
         elif column.kind == "float":
             try:
                 number = float(text)
@@ -440,7 +447,13 @@ class RunWriter:
                 if self.path.parent and not self.path.parent.exists():
                     self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._handle = open(self.path, "w", encoding="utf-8", newline="")
-                self._write_line(list(self.columns))
+                try:
+                    self._write_line(list(self.columns))
+                except OSError:  # e.g. a full disk: leave no empty or half-headed file
+                    self._handle.close()
+                    self._handle = None
+                    self.path.unlink(missing_ok=True)
+                    raise
         except BaseException:
             if self._handle is not None:
                 self._handle.close()
