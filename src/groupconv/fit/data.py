@@ -625,7 +625,7 @@ def load_runs(
     workloads, info = [], []
     for needed, which in ((RUNS_LAYER_COLUMNS, "layer"), (RUNS_NETWORK_COLUMNS, "network")):
         if (kind == which).any():
-            missing = [c for c in needed if c not in frame]
+            missing = [c for c in needed if (col if c == "energy_J" else c) not in frame]  # the fitted quantity
             if missing:
                 raise GroupConvError(f"{path}: {which} rows need column(s) {', '.join(missing)}")
     for row, which, bgc in zip(frame.to_dict("records"), kind, is_bgc):
