@@ -45,6 +45,13 @@ def platform_schema() -> dict:
     return json.loads(text)
 
 
+@lru_cache(maxsize=1)
+def _validator():
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(platform_schema())
+
+
 def _path(parts) -> str:
     out = "$"
     for p in parts:
@@ -80,7 +87,6 @@ def _known_feature(name: str) -> bool:
 def validate_platform(d: object, where: str = "platform") -> None:
     """Raise a one-line :class:`~groupconv.errors.GroupConvError` unless ``d`` (a parsed
     platform JSON) passes the schema and the semantic checks (see the module docstring)."""
-    from jsonschema import Draft202012Validator
     from jsonschema.exceptions import best_match
 
     if not isinstance(d, Mapping):
@@ -89,7 +95,7 @@ def validate_platform(d: object, where: str = "platform") -> None:
     if found is not None:
         parts, value = found
         raise GroupConvError(f"{where}: malformed platform file: {_path(parts)} is {value!r}, not a finite number")
-    error = best_match(Draft202012Validator(platform_schema()).iter_errors(d))
+    error = best_match(_validator().iter_errors(d))
     if error is not None:
         message = " ".join(error.message.split())
         if len(message) > 160:
