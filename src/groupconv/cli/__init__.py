@@ -13,7 +13,10 @@ Each subcommand lives in its own module in this package and defines::
 :func:`main` finds those modules, builds the parser and runs the chosen command. Bad
 input raises :class:`~groupconv.errors.GroupConvError`; ``main`` prints it as one line
 (``groupconv: error: ...``) and returns 2, with no traceback. argparse's usage errors
-are one line too and also exit with 2.
+are one line too and also exit with 2. So are, centrally here, every :class:`OSError`
+(a missing file, a permission, a full disk: ``<reason>: <file>``) and whatever a user's
+own model raises or a factory's ``sys.exit`` (wrapped where the model is called, in a
+:class:`~groupconv.errors.UserModelError` naming the model and the original message).
 """
 
 from __future__ import annotations
