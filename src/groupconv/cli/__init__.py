@@ -13,7 +13,10 @@ Each subcommand lives in its own module in this package and defines::
 :func:`main` finds those modules, builds the parser and runs the chosen command. Bad
 input raises :class:`~groupconv.errors.GroupConvError`; ``main`` prints it as one line
 (``groupconv: error: ...``) and returns 2, with no traceback. argparse's usage errors
-are one line too and also exit with 2.
+are one line too and also exit with 2. So are, centrally here, every :class:`OSError`
+(a missing file, a permission, a full disk: ``<reason>: <file>``) and whatever a user's
+own model raises or a factory's ``sys.exit`` (wrapped where the model is called, in a
+:class:`~groupconv.errors.UserModelError` naming the model and the original message).
 """
 
 from __future__ import annotations
@@ -83,10 +86,18 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except GroupConvError as exc:
-        print(f"groupconv: error: {exc}", file=sys.stderr)
+        print(f"groupconv: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
-        print(f"groupconv: error: {exc.strerror}: {exc.filename}", file=sys.stderr)
+    except BrokenPipeError:
+        # the reader went away (e.g. `groupconv count ... --json | head`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except OSError as exc:
+        # any file-system failure (missing file, permission, full disk: ENOSPC, EIO...):
+        # one line naming the file, outputs are written to a temporary file and renamed,
+        # so nothing partial is left behind (see groupconv._atomic)
+        print(f"groupconv: error: {_os_error_text(exc)}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:
         # torch and zeus are imported lazily, inside the commands that need them: a
@@ -105,8 +116,17 @@ def _run(args: argparse.Namespace) -> int:
         detail = f": {exc}" if str(exc) else ""
         print(f"groupconv: interrupted{detail}", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        # the reader went away (e.g. `groupconv count ... --json | head`): stop quietly
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
+
+
+def _one_line(text: str) -> str:
+    """A message as one line (a user's exception text may hold newlines)."""
+    return " ".join(text.split())
+
+
+def _os_error_text(exc: OSError) -> str:
+    """``<reason>: <file>`` for an OSError (the reason alone when it names no file)."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is not None:
+        target = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else str(exc.filename)
+        return _one_line(f"{reason}: {target}")
+    return _one_line(reason)

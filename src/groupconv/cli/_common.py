@@ -82,6 +82,28 @@ def nonnegative_float_arg(text: str) -> float:
 
 
 def print_json(obj: Any) -> None:
-    """Print ``obj`` as indented JSON on stdout."""
-    json.dump(obj, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    """Print ``obj`` as strict, indented JSON on stdout.
+
+    Strict: no ``NaN``/``Infinity`` (which are not JSON); a non-finite number is written
+    as ``null`` and a one-line note on stderr says how many there were.
+    """
+    count = [0]
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            count[0] += 1
+            return None
+        if hasattr(value, "tolist") and not isinstance(value, (list, tuple, dict, str)):
+            return clean(value.tolist())  # numpy scalars and arrays
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        return value
+
+    text = json.dumps(clean(obj), indent=2, allow_nan=False, default=str)
+    sys.stdout.write(text + "\n")
+    if count[0]:
+        print(f"groupconv: note: {count[0]} non-finite number(s) (NaN or infinity) written as null",
+              file=sys.stderr)
+

@@ -38,7 +38,8 @@ def register(subparsers) -> None:
         "(Eq. 5.3) with an exact least-squares inner minimum, next to the bounds of "
         "Theorems 3.5/3.6 and the exact expectation.",
     )
-    parser.add_argument("--in-channels", type=positive_int_arg, default=256, help="n (default 256)")
+    parser.add_argument("--in-channels", type=positive_int_arg, default=None,
+                        help="n (default 256; with --data, the data's channels)")
     parser.add_argument("--out-channels", type=positive_int_arg, default=256, help="m (default 256)")
     parser.add_argument(
         "--kernel", type=positive_int_arg, nargs="+", default=[3], metavar="K",
@@ -72,9 +73,15 @@ def _load(path: str):
     import numpy as np
 
     try:
-        return np.load(path, allow_pickle=False)
+        array = np.load(path, allow_pickle=False)
     except (ValueError, EOFError) as exc:
-        raise GroupConvError(f"cannot read {path!r} as a .npy array: {exc}") from None
+        raise GroupConvError(f"cannot read {path!r} as a .npy array: {exc}".split("\n")[0]) from None
+    if not isinstance(array, np.ndarray):  # np.load opens any zip (.npz, a torch .pt) as an archive
+        array.close()
+        raise GroupConvError(f"cannot read {path!r} as a .npy array: it is a zip archive (.npz or a torch .pt file)")
+    if not np.issubdtype(array.dtype, np.number):
+        raise GroupConvError(f"{path!r}: a numeric array expected, got dtype {array.dtype}")
+    return array
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,6 +97,15 @@ def run(args: argparse.Namespace) -> int:
             f"use --size H W"
         )
     data = _load(args.data) if args.data else None
+    in_channels = 256 if args.in_channels is None else args.in_channels
+    if data is not None and data.ndim >= 3:
+        # the data fix n: a different --in-channels is a conflict, not something to override
+        if args.in_channels is not None and args.in_channels != data.shape[1]:
+            raise GroupConvError(
+                f"--in-channels {args.in_channels} conflicts with --data {args.data}, whose samples have "
+                f"{data.shape[1]} channels (shape {tuple(data.shape)}); leave --in-channels out"
+            )
+        in_channels = int(data.shape[1])
     two_d = args.size is not None or (data is not None and data.ndim == 4)
     if two_d and len(kernel) == 1:
         kernel = kernel * 2  # "--kernel 3" with 2-D inputs means 3 x 3
@@ -100,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         shape = 32 if len(kernel) == 1 else (32, 32)
     config = ApproxConfig(
-        in_channels=args.in_channels,
+        in_channels=in_channels,
         out_channels=args.out_channels,
         kernel=kernel,
         input_shape=shape,

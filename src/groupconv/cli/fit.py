@@ -37,6 +37,7 @@ def register(subparsers) -> None:
     parser.add_argument("--mode", help="runs file: keep rows of this mode (forward, forward_backward)")
     parser.add_argument("--dtype", help="runs file: keep rows of this dtype")
     parser.add_argument("--device", help="runs file: keep rows of this device")
+    parser.add_argument("--threads", type=positive_int_arg, help="runs file: keep rows measured at this thread count")
     parser.add_argument("--workload", choices=("layer", "network"),
                         help="runs file: fit only layer rows or only network rows (a file with both needs it)")
     parser.add_argument("--quantity", choices=("energy_J", "time_s"),
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if args.paper_table is not None:
         if args.platform is None:
             raise GroupConvError(f"--paper-table {args.paper_table} needs --platform ({', '.join(_PLATFORMS)})")
-        for option in ("mode", "dtype", "device", "workload", "quantity"):
+        for option in ("mode", "dtype", "device", "workload", "quantity", "threads"):
             if getattr(args, option) is not None:
                 raise GroupConvError(f"--{option} applies to a runs file, not to --paper-table")
         data = paper_dataset(args.paper_table, args.platform)
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         if args.platform is not None:
             raise GroupConvError("--platform applies to --paper-table; filter a runs file with --device")
         data = load_runs(args.runs, mode=args.mode, dtype=args.dtype, device=args.device,
-                         workload=args.workload, quantity=args.quantity)
+                         workload=args.workload, quantity=args.quantity, threads=args.threads)
 
     model = get_model(args.model, alpha=args.alpha)
     result = fit_model(model, data, loss=args.loss, bootstrap=args.bootstrap or 0, seed=args.seed,

@@ -52,6 +52,6 @@ def parse_budget(text: str | None, arch: str, quantity: str, *, image_size: int 
         value = float(text)
     except ValueError:
         raise GroupConvError(f"{name} must be a number or VARIANT:GROUP, got {text!r}") from None
-    if not value >= 1 or value != int(value):
+    if not value >= 1 or value == float("inf") or value != int(value):
         raise GroupConvError(f"{name} must be a positive integer count, got {text!r}")
     return int(value)

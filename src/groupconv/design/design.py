@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import _validate as v
+from .._atomic import atomic_write, atomic_write_text
 from ..errors import GroupConvError
 from ..approx.network import convert_model, replacement
 from .options import OptionTable, option_table
@@ -500,6 +501,7 @@ def export_plan(model, plan: Plan, data, out_dir: str | os.PathLike[str], *, seq
     out.mkdir(parents=True, exist_ok=True)
     new, report = convert_plan(model, plan, data, sequential=sequential, input_index=input_index)
     plan_path, model_path = out / "plan.json", out / "model.pt"
-    plan_path.write_text(json.dumps({**plan.as_dict(), "converted": report}, indent=2) + "\n", encoding="utf-8")
-    torch.save(new, model_path)
+    atomic_write_text(plan_path, json.dumps({**plan.as_dict(), "converted": report}, indent=2) + "\n")
+    with atomic_write(model_path, "wb") as handle:  # a full disk leaves no partial model.pt
+        torch.save(new, handle)
     return {"plan": plan_path, "model": model_path}

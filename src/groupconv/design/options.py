@@ -34,7 +34,7 @@ from ..approx.network import approximability_of_model, replacement
 from ..approx.network import eligible_convs as dense_convs
 from ..approx.torch_layers import output_positions
 from ..cost.optimum import admissible_groups
-from ..errors import GroupConvError
+from ..errors import GroupConvError, UserModelError
 from ..platform import UnmeasuredKernelWarning, predict
 from ..vocab import DESIGN_METHODS, GROUPED_METHODS
 
@@ -120,9 +120,16 @@ def check_data_fits(model, data, input_index=None) -> tuple:
     try:
         with torch.no_grad():
             model.eval()(*(x[:1] for x in first))
+    except GroupConvError:
+        raise
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:
         text = str(exc).strip().split("\n")[0]
         raise GroupConvError(f"data of shape {describe_batch(first)} do not fit the model: {text}") from None
+    except SystemExit as exc:  # the model's own code called sys.exit
+        raise UserModelError(f"model {type(model).__name__} called sys.exit({exc.code!r}) while running") from None
+    except Exception as exc:  # the model's own exception class: one line naming it
+        text = (str(exc).strip().split("\n") or [""])[0]
+        raise UserModelError(f"model {type(model).__name__} raised {type(exc).__name__}: {text}") from None
     return first
 
 
@@ -333,6 +340,18 @@ def option_table(
     names = [n for n, _ in convs]
     candidates = {n: _candidate_groups(conv, groups) for n, conv in convs}
     all_n = sorted({g for opts in candidates.values() for g in opts})
+    if groups is not None:
+        # a group count that divides no eligible conv would silently leave dense only
+        unused = [g for g in groups if g not in all_n]
+        if unused and not all_n:
+            possible = sorted({g for _, conv in convs for g in _candidate_groups(conv, None)})
+            raise GroupConvError(
+                f"groups {', '.join(map(str, unused))} divide(s) no eligible conv's in and out channels: only "
+                f"dense would be left; group counts these convs admit: {', '.join(map(str, possible[:12]))}"
+            )
+        if unused:
+            warnings.warn(f"groups {', '.join(map(str, unused))} divide(s) no eligible conv's in and out "
+                          "channels: left out", stacklevel=2)
     # every conv's approximability on its own input activations from the data (one capture)
     approx = None
     if all_n and methods:

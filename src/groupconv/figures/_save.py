@@ -15,6 +15,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from .._atomic import atomic_write
+
 __all__ = [
     "COLUMN_WIDTH_IN",
     "MIN_FONT_PT",
@@ -85,7 +87,12 @@ def save_figure(fig: Figure, out_dir: str | Path, name: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     png, svg, pdf = (out / f"{name}.{ext}" for ext in FORMATS)
     with matplotlib.rc_context({"svg.hashsalt": "groupconv", "svg.fonttype": "none", "pdf.fonttype": 42}):
-        fig.savefig(png, dpi=300, metadata={"Software": None})
-        fig.savefig(svg, metadata={"Date": None, "Creator": None})
-        fig.savefig(pdf, metadata={"CreationDate": None, "ModDate": None, "Creator": None, "Producer": None})
+        # each file whole or not at all (a full disk leaves no 0-byte or partial figure)
+        with atomic_write(png, "wb") as handle:
+            fig.savefig(handle, format="png", dpi=300, metadata={"Software": None})
+        with atomic_write(svg, "wb") as handle:
+            fig.savefig(handle, format="svg", metadata={"Date": None, "Creator": None})
+        with atomic_write(pdf, "wb") as handle:
+            fig.savefig(handle, format="pdf",
+                        metadata={"CreationDate": None, "ModDate": None, "Creator": None, "Producer": None})
     return [png, svg, pdf]

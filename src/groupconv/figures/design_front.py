@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .._atomic import atomic_write
 from ._save import save_figure
 
 __all__ = ["FIGURES", "front_figure"]
@@ -62,6 +63,7 @@ def front_figure(result, out_dir: str | Path | None = None, name: str = "design_
     if out_dir is not None:
         paths = save_figure(fig, out_dir, name)
         pdf = Path(out_dir) / f"{name}.pdf"
-        fig.savefig(pdf, bbox_inches="tight", metadata={"CreationDate": None, "Producer": None})
+        with atomic_write(pdf, "wb") as handle:
+            fig.savefig(handle, format="pdf", bbox_inches="tight", metadata={"CreationDate": None, "Producer": None})
         paths.append(pdf)
     return fig, paths

@@ -32,6 +32,7 @@ import pandas as pd
 from .. import _validate as v
 from ..cost import ConvLayer
 from ..errors import GroupConvError
+from ..measure.schema import check_csv_lines
 from ..networks import build_module, build_network, count_module
 from ..paper_tables import BATCHES, PLATFORMS, load_e2gc_tables, load_epf
 from ..vocab import LAYER_METHODS
@@ -477,6 +478,7 @@ def load_runs(
     device: str | None = None,
     workload: str | None = None,
     quantity: str | None = None,
+    threads: int | None = None,
 ) -> EnergyData:
     """Energy (or, without an energy meter, time) per frame of recorded runs (the
     measurement module's CSV schema).
@@ -493,6 +495,8 @@ def load_runs(
         ``dtype`` or ``device``. A file that mixes several values of one of these columns
         must be narrowed down to one: energies of different modes, dtypes or devices do
         not belong in one fit.
+    threads : int, optional
+        Keep only the rows measured at this thread count (a file of several needs it).
     workload : {"layer", "network"}, optional
         Keep only layer rows or only network rows. A file with both must be narrowed
         down to one: a network costs more than the sum of its convs (batch norms,
@@ -525,6 +529,9 @@ def load_runs(
         raise GroupConvError(f"runs file not found: {path}")
     if path.is_dir():
         raise GroupConvError(f"runs file is a directory: {path}")
+    # the lines first, as measure reads them: a repeated header, a short, cut or glued
+    # row, a bad method, and (a file of the measurement schema) every row's values
+    check_csv_lines(path)
     try:
         frame = pd.read_csv(path, comment="#", skip_blank_lines=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -536,7 +543,8 @@ def load_runs(
     frame["_line"] = np.arange(len(frame)) + 2
     notes: list[str] = []
 
-    for column, wanted in (("mode", mode), ("dtype", dtype), ("device", device)):
+    for column, wanted in (("mode", mode), ("dtype", dtype), ("device", device),
+                           ("threads", None if threads is None else str(threads))):
         if column not in frame:
             if wanted is not None:
                 raise GroupConvError(f"{path}: --{column} {wanted!r} given but the file has no {column} column")
@@ -557,10 +565,17 @@ def load_runs(
         has_energy = "energy_J" in frame and (
             frame["energy_J"].notna() & (frame["energy_J"].astype(str).str.strip() != "")
         ).any()
-        quantity = "energy_J" if has_energy or "time_s" not in frame else "time_s"
+        if not has_energy and "time_s" not in frame:
+            raise GroupConvError(
+                f"{path}: lacks a time_s column" + (" and its energy_J column is empty" if "energy_J" in frame
+                                                   else " and an energy_J column")
+            )
+        quantity = "energy_J" if has_energy else "time_s"
         if quantity == "time_s":
             notes.append("no energy_J was measured: fitted time_s (seconds per frame) instead of energy")
     if quantity not in frame:
+        if quantity == "energy_J" and "energy_J" in frame:
+            raise GroupConvError(f"{path}: no row has energy_J and the file has no time_s column")
         raise GroupConvError(f"{path}: missing column {quantity}")
     col = quantity
     energy = pd.to_numeric(frame[col], errors="coerce")
@@ -611,7 +626,7 @@ def load_runs(
     workloads, info = [], []
     for needed, which in ((RUNS_LAYER_COLUMNS, "layer"), (RUNS_NETWORK_COLUMNS, "network")):
         if (kind == which).any():
-            missing = [c for c in needed if c not in frame]
+            missing = [c for c in needed if (col if c == "energy_J" else c) not in frame]  # the fitted quantity
             if missing:
                 raise GroupConvError(f"{path}: {which} rows need column(s) {', '.join(missing)}")
     for row, which, bgc in zip(frame.to_dict("records"), kind, is_bgc):

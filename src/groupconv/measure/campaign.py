@@ -168,7 +168,9 @@ def run_campaign(
     try:
         with RunWriter(out) as writer:
             env = describe_environment(device)
-            base = {"dtype": dtype, "device": env.device}
+            # the key carries the conditions (device, dtype, threads, torch): resumed under
+            # other ones, the campaign measures its rows again under the new conditions
+            base = {"dtype": dtype, "device": env.device, "threads": env.threads, "torch_version": env.torch_version}
             keys = {row_key({**w.key_fields(), **base}): w for w in workloads}
             todo = [w for key, w in keys.items() if not writer.is_done(key)]
             skipped = len(keys) - len(todo)

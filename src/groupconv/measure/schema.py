@@ -32,6 +32,7 @@ import pandas as pd
 from ..errors import GroupConvError
 from ..vocab import LAYER_METHODS
 from .energy import ENERGY_SOURCES
+from .locking import WriterLock
 
 __all__ = [
     "Column",
@@ -45,6 +46,7 @@ __all__ = [
     "read_runs",
     "read_rows",
     "row_key",
+    "check_csv_lines",
     "format_value",
 ]
 
@@ -124,6 +126,10 @@ KEY_COLUMNS: tuple[str, ...] = (
     "mode",
     "dtype",
     "device",
+    # the conditions a row was measured under: a campaign resumed with other threads or
+    # another torch measures its rows again under the new ones, next to the old
+    "threads",
+    "torch_version",
 )
 
 
@@ -149,6 +155,11 @@ def row_key(row: Mapping[str, object]) -> tuple[str, ...]:
     )
 
 
+#: Integer columns that count something that exists (the others may be 0).
+_POSITIVE_INTS = frozenset({"group", "in_channels", "out_channels", "kernel", "height", "width", "groups", "batch",
+                            "trials", "repeats", "threads"})
+
+
 def _check_row(fields: Mapping[str, str], where: str) -> None:
     """Validate one row of strings; raise GroupConvError naming ``where`` (file and line)."""
 
@@ -164,9 +175,11 @@ def _check_row(fields: Mapping[str, str], where: str) -> None:
             continue
         if column.kind == "int":
             try:
-                int(text)
+                number = int(text)
             except ValueError:
                 raise bad(f"{name} {text!r} is not an integer") from None
+            if number < (1 if name in _POSITIVE_INTS else 0):
+                raise bad(f"{name} {text!r} is not {'positive' if name in _POSITIVE_INTS else 'non-negative'}")
         elif column.kind == "float":
             try:
                 number = float(text)
@@ -205,6 +218,71 @@ def _check_row(fields: Mapping[str, str], where: str) -> None:
             raise bad(f"network row has method {fields['method']!r}, expected 'network'")
 
 
+def _count_problem(path: Path, number: int, got: int, expected: int) -> GroupConvError:
+    """A row of the wrong number of fields, named for what it most likely is."""
+    if got > expected:
+        what = ("two rows glued into one line (two processes writing the file at once?)"
+                if got >= 2 * expected - 1 else "too many fields")
+    else:
+        what = "a short row (a line cut short, or two processes writing the file at once?)"
+    return GroupConvError(f"{path} line {number}: {what}: {got} fields, the header has {expected}")
+
+
+def _repeated_header(path: Path, number: int) -> GroupConvError:
+    return GroupConvError(
+        f"{path} line {number}: the header again (two files concatenated?); "
+        "keep one header line, or fit the files one at a time"
+    )
+
+
+def _duplicate_key(path: Path, number: int, first: int) -> GroupConvError:
+    return GroupConvError(
+        f"{path} line {number}: repeats the configuration of line {first} "
+        "(two processes writing the file at once?); remove one of them"
+    )
+
+
+def check_csv_lines(path: str | os.PathLike[str]) -> None:
+    """Check a CSV's lines before a lenient reader (pandas) sees them: a repeated header,
+    a row of another field count (short, cut or glued), and a bad ``method``, each a
+    one-line :class:`~groupconv.errors.GroupConvError` naming the line. A file with every
+    column of the runs schema (:data:`COLUMNS`) is validated row by row as
+    :func:`read_rows` does."""
+    path = Path(path)
+    text = _read_text(path)
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    if lines and lines[-1] == "":
+        lines.pop()
+    content = [(n, line) for n, line in enumerate(lines, start=1) if line.strip() and not line.startswith("#")]
+    if not content:
+        raise GroupConvError(f"{path}: the file is empty (no header)")
+    head_number, head_line = content[0]
+    header = _csv_fields(path, head_number, head_line)
+    if set(COLUMN_NAMES) <= set(header):
+        _parse_lines(path, text)
+        return
+    method = header.index("method") if "method" in header else None
+    for number, line in content[1:]:
+        if line == head_line:
+            raise _repeated_header(path, number)
+        values = _csv_fields(path, number, line)
+        if len(values) != len(header):
+            raise _count_problem(path, number, len(values), len(header))
+        if method is not None and values[method] not in ROW_METHODS:
+            raise GroupConvError(
+                f"{path} line {number}: method {values[method]!r} is not one of {', '.join(ROW_METHODS)}"
+            )
+
+
+def _csv_fields(path: Path, number: int, line: str) -> list[str]:
+    try:
+        return next(csv.reader([line], strict=True))
+    except csv.Error as exc:
+        raise GroupConvError(f"{path} line {number}: not valid CSV ({exc})") from None
+    except StopIteration:
+        return []
+
+
 def _parse_lines(path: Path, text: str) -> tuple[list[str], list[dict[str, str]]]:
     """Header and validated rows of a runs CSV's text; errors name the file line."""
     lines = [line.removesuffix("\r") for line in text.split("\n")]
@@ -212,26 +290,28 @@ def _parse_lines(path: Path, text: str) -> tuple[list[str], list[dict[str, str]]
         lines.pop()  # the newline that ends the last row
     if not lines:
         raise GroupConvError(f"{path}: the file is empty (no header)")
-    header = next(csv.reader([lines[0]]))
+    header = _csv_fields(path, 1, lines[0])
     missing = [name for name in COLUMN_NAMES if name not in header]
     if missing:
         raise GroupConvError(f"{path} line 1: header lacks column(s) {', '.join(missing)}")
     if len(set(header)) != len(header):
         raise GroupConvError(f"{path} line 1: header repeats a column name")
     rows: list[dict[str, str]] = []
+    seen: dict[tuple[str, ...], int] = {}
     for number, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
-        try:
-            values = next(csv.reader([line], strict=True))
-        except csv.Error as exc:
-            raise GroupConvError(f"{path} line {number}: not valid CSV ({exc})") from None
+        if line == lines[0]:
+            raise _repeated_header(path, number)
+        values = _csv_fields(path, number, line)
         if len(values) != len(header):
-            raise GroupConvError(
-                f"{path} line {number}: {len(values)} fields, the header has {len(header)}"
-            )
+            raise _count_problem(path, number, len(values), len(header))
         fields = dict(zip(header, values))
         _check_row(fields, f"{path} line {number}")
+        key = row_key(fields)
+        if key in seen:
+            raise _duplicate_key(path, number, seen[key])
+        seen[key] = number
         rows.append(fields)
     return header, rows
 
@@ -244,19 +324,20 @@ def _parse_plain(path: Path, text: str, columns: tuple[str, ...], name: str) -> 
         lines.pop()
     if not lines:
         raise GroupConvError(f"{path}: the file is empty (no header)")
-    header = next(csv.reader([lines[0]]))
+    header = _csv_fields(path, 1, lines[0])
     if tuple(header) != columns:
-        raise GroupConvError(f"{path}: not a {name} of this version (columns differ)")
+        lacking = [c for c in columns if c not in header]
+        detail = f"it lacks column(s) {', '.join(lacking)}" if lacking and len(lacking) < len(columns) else "columns differ"
+        raise GroupConvError(f"{path}: not a {name} of this version ({detail}); write to a new file")
     rows: list[dict[str, str]] = []
     for number, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
-        try:
-            values = next(csv.reader([line], strict=True))
-        except csv.Error as exc:
-            raise GroupConvError(f"{path} line {number}: not valid CSV ({exc})") from None
+        if line == lines[0]:
+            raise _repeated_header(path, number)
+        values = _csv_fields(path, number, line)
         if len(values) != len(header):
-            raise GroupConvError(f"{path} line {number}: {len(values)} fields, the header has {len(header)}")
+            raise _count_problem(path, number, len(values), len(header))
         rows.append(dict(zip(header, values)))
     return header, rows
 
@@ -354,14 +435,31 @@ class RunWriter:
         self._done: set[tuple[str, ...]] = set()
         self.rows: list[dict[str, str]] = []
         self.existing_rows = 0
-        if self.path.exists() and self.path.stat().st_size > 0:
-            self._load_existing()
-            self._handle = open(self.path, "a", encoding="utf-8", newline="")
-        else:
-            if self.path.parent and not self.path.parent.exists():
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = open(self.path, "w", encoding="utf-8", newline="")
-            self._write_line(list(self.columns))
+        self._handle = None
+        if self.path.is_dir():
+            raise GroupConvError(f"{name} {str(self.path)!r} is a directory")
+        # one writer at a time: a second process is refused, naming the holder
+        self._lock = WriterLock(self.path, name).acquire()
+        try:
+            if self.path.exists() and self.path.stat().st_size > 0:
+                self._load_existing()
+                self._handle = open(self.path, "a", encoding="utf-8", newline="")
+            else:
+                if self.path.parent and not self.path.parent.exists():
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._handle = open(self.path, "w", encoding="utf-8", newline="")
+                try:
+                    self._write_line(list(self.columns))
+                except OSError:  # e.g. a full disk: leave no empty or half-headed file
+                    self._handle.close()
+                    self._handle = None
+                    self.path.unlink(missing_ok=True)
+                    raise
+        except BaseException:
+            if self._handle is not None:
+                self._handle.close()
+            self._lock.release()
+            raise
         self._header_len = len(self.columns)
 
     def _key(self, row: Mapping[str, object]) -> tuple[str, ...]:
@@ -405,9 +503,26 @@ class RunWriter:
                 f"{self.path} line 1: its columns differ from this version's schema; "
                 "write to a new file"
             )
-        self._done = {self._key(row) for row in rows}
+        first: dict[tuple[str, ...], int] = {}
+        for number, row in enumerate(rows, start=2):
+            key = self._key(row)
+            if key in first:
+                raise _duplicate_key(self.path, self._line_of(text, number), first[key])
+            first[key] = self._line_of(text, number)
+        self._done = set(first)
         self.rows = rows
         self.existing_rows = len(rows)
+
+    @staticmethod
+    def _line_of(text: str, row_number: int) -> int:
+        """File line of the ``row_number``-th non-blank line (header = 1)."""
+        count = 0
+        for number, line in enumerate(text.split("\n"), start=1):
+            if line.strip():
+                count += 1
+                if count == row_number:
+                    return number
+        return row_number
 
     def _write_line(self, values: list[str]) -> None:
         buffer = io.StringIO()
@@ -438,7 +553,11 @@ class RunWriter:
         self.rows.append(values)
 
     def close(self) -> None:
-        self._handle.close()
+        try:
+            if self._handle is not None:
+                self._handle.close()
+        finally:
+            self._lock.release()
 
     def __enter__(self) -> RunWriter:
         return self

@@ -19,7 +19,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from ..errors import GroupConvError
+from ..errors import GroupConvError, UserModelError
 from .catalogue import ARCHITECTURES
 from .torch_models import build_module
 from .zoo import ZOO
@@ -90,9 +90,11 @@ def _call(factory, spec: str, kwargs: dict):
         return factory(**kwargs)
     except GroupConvError:
         raise
-    except (Exception, SystemExit) as exc:  # a user's factory can raise (or exit) anything: one line
+    except SystemExit as exc:  # a factory that calls sys.exit must not end the CLI silently
+        raise UserModelError(f"model spec {spec!r}: the factory called sys.exit({exc.code!r})") from None
+    except Exception as exc:  # a user's factory can raise anything; report it on one line
         text = str(exc).strip().splitlines()
-        raise GroupConvError(f"model spec {spec!r}: the factory raised {type(exc).__name__}: {text[0] if text else ''}") from None
+        raise UserModelError(f"model spec {spec!r}: the factory raised {type(exc).__name__}: {text[0] if text else ''}") from None
 
 
 def _load(where: str, spec: str):
@@ -108,10 +110,13 @@ def _load(where: str, spec: str):
         sys.modules[name] = module
         try:
             loader_spec.loader.exec_module(module)
-        except (Exception, SystemExit) as exc:  # the user's file can raise (or exit) anything on import
+        except SystemExit as exc:
+            sys.modules.pop(name, None)
+            raise UserModelError(f"model spec {spec!r}: importing {where} called sys.exit({exc.code!r})") from None
+        except Exception as exc:  # the user's file can raise anything on import
             sys.modules.pop(name, None)
             text = str(exc).strip().splitlines()
-            raise GroupConvError(f"model spec {spec!r}: importing {where} raised {type(exc).__name__}: {text[0] if text else ''}") from None
+            raise UserModelError(f"model spec {spec!r}: importing {where} raised {type(exc).__name__}: {text[0] if text else ''}") from None
         return module
     try:
         return importlib.import_module(where)

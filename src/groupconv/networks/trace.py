@@ -16,11 +16,13 @@ torch is imported when a function here is called, never when this module is impo
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Any
 
 from ..cost import ops as cost_ops
-from ..errors import GroupConvError
+from ..errors import GroupConvError, UserModelError
 
 __all__ = ["RawOp", "Trace", "trace_model"]
 
@@ -370,6 +372,8 @@ def _is_shape(obj) -> bool:
 def _as_shape(item) -> tuple[int, ...]:
     if not _is_shape(item) or any(s < 1 for s in item):
         raise GroupConvError(f"input shape must be a non-empty sequence of positive integers, got {item!r}")
+    if math.prod(int(s) for s in item) * 8 >= 2**63:  # torch's storage size is an int64 of bytes
+        raise GroupConvError(f"input shape {tuple(item)} holds more elements than a tensor can")
     return tuple(int(s) for s in item)
 
 
@@ -404,12 +408,14 @@ def _model_error(exc: BaseException, model, args, kw, target, started: bool) -> 
     shapes = [*_shapes_of(args), *(_shapes_of(tuple(v for v in kw.values() if hasattr(v, "shape"))))]
     shown = shapes[0] if len(shapes) == 1 else list(shapes)
     name = type(model).__name__
+    if isinstance(exc, SystemExit):  # the model's own code called sys.exit
+        return UserModelError(f"model {name} called sys.exit({exc.code!r}) while running")
     if target.type == "meta" and "meta" in reason.lower():
         reason += " (the model needs real data: count it on a real device, device=None / --device cpu)"
     if not started:
         return GroupConvError(f"cannot run model {name} on device {target.type!r}: {reason}")
     label = "input shape" if len(shapes) == 1 else "input shapes"
-    return GroupConvError(f"model {name} raised {reason} ({label} {shown})")
+    return UserModelError(f"model {name} raised {reason} ({label} {shown})")
 
 
 def _swap_tensors(model, substitutes: dict, done: list) -> None:
@@ -458,6 +464,10 @@ def trace_model(model, inputs, *, kwargs=None, device="meta", backward=False, tr
             target = torch.device(device)
         except (RuntimeError, TypeError):
             raise GroupConvError(f"device must be a torch device name such as 'meta' or 'cpu', got {device!r}") from None
+        if target.type == "cuda" and not torch.cuda.is_available():
+            raise GroupConvError(
+                f"device {device!r}: this torch has no CUDA device ({torch.__version__}); count on 'meta' or 'cpu'"
+            )
     else:
         target = first.device if first is not None else torch.device("cpu")
     keyword_only = (inputs is None or (isinstance(inputs, (list, tuple)) and len(inputs) == 0)) and kwargs

@@ -34,7 +34,7 @@ from .fitting import fit_platform
 from .models import features_of
 from .modules import build_spec, one_copy
 from .platform import Platform
-from .runs import open_runs, runs_path_for
+from .runs import check_conditions, open_runs, runs_path_for
 from .specs import Spec, network_specs, operator_specs, roofline_specs
 
 __all__ = ["DEFAULT_BUDGET_S", "calibrate"]
@@ -148,20 +148,30 @@ def calibrate(
         threads = 1
     if threads is not None:
         threads = v.positive_int("threads", threads)
+    seed = v.nonnegative_int("seed", seed)
     progress = sys.stderr.isatty() if progress is None else progress
     previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     threads_now = torch.get_num_threads()
     source = resolve_source(energy, device)
+    env = describe_environment(device)
+    conditions = {"device": device, "device_name": env.device, "threads": threads_now, "dtype": dtype,
+                  "torch_version": env.torch_version}
     runs = open_runs(runs_path_for(out)) if out is not None else None
+    if runs is not None:
+        try:  # never a platform fitted on rows of other conditions
+            check_conditions(runs.path, runs.rows, conditions)
+        except GroupConvError:
+            runs.close()
+            torch.set_num_threads(previous_threads)
+            raise
     rows: dict[str, dict[str, object]] = {} if runs is None else {r["key"]: dict(r) for r in runs.rows}
     protocol = _protocol(budget_s)
     # a resumed calibration has already spent the time between its first and last rows
     begin = time.perf_counter() - _time_spent(rows.values())
     skipped: list[str] = []
     try:
-        env = describe_environment(device)
         roof = roofline_specs()
         nets = network_specs()
         ops = operator_specs(threads=threads_now, seed=seed)
@@ -189,6 +199,7 @@ def calibrate(
                     warnings.warn(f"calibration point {spec.key} failed: {exc}".split("\n")[0], stacklevel=2)
                     continue
                 for row in new:
+                    row.update(device_name=conditions["device_name"], torch_version=conditions["torch_version"])
                     rows[spec.key] = row
                     if runs is not None:
                         runs.write(row)
@@ -221,9 +232,26 @@ def calibrate(
                   "thread_time (fastest window)" if threads_now == 1 else "perf_counter (fastest window)"),
     }
     platform = fit_platform(list(rows.values()), device=device, metadata=metadata)
+    _warn_if_thin(platform, budget_s)
     if out is not None:
         platform.save(out)
     return platform
+
+
+#: Fewer calibration points than this behind a kernel type's model: a warning.
+MIN_POINTS_PER_KERNEL = 5
+
+
+def _warn_if_thin(platform: Platform, budget_s: float) -> None:
+    """Warn when a short budget left kernel types fitted on a handful of points each."""
+    thin = sorted(k for k, m in platform.time_models.items() if ":" not in k and m.n < MIN_POINTS_PER_KERNEL)
+    if thin:
+        warnings.warn(
+            f"a budget of {budget_s:g} s fitted {len(thin)} kernel type(s) on fewer than "
+            f"{MIN_POINTS_PER_KERNEL} points each ({', '.join(thin)}): their predictions are rough; "
+            "calibrate with --budget-s 240 or more (900 for a complete calibration)",
+            stacklevel=3,
+        )
 
 
 def _time_spent(rows: Iterable[dict[str, object]]) -> float:

@@ -20,11 +20,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._atomic import atomic_write_text
 from ..cost import ConvLayer
 from ..errors import GroupConvError
 from ..vocab import DTYPE_BYTES, FLOAT_DTYPES
 from .correction import NetworkCorrection
 from .models import KernelModel, OpFeatures, Roofline, features_of
+from .schema import validate_platform
 
 __all__ = ["SCHEMA_VERSION", "Platform", "UnmeasuredKernelWarning"]
 
@@ -143,7 +145,7 @@ class Platform:
         """
         feats = self.features(op, batch)
         factor = 1.0 if raw else self.network_correction.time_factor_of(feats.kernel)
-        return self._predict(feats, self.time_models, factor, warn)[0]
+        return _checked(self._predict(feats, self.time_models, factor, warn)[0], feats, "time", "s")
 
     def predict_op_energy(self, op, batch: int | None = None, *, warn: bool = True) -> float | None:
         """Predicted energy (J) of one call, None on a platform without an energy meter."""
@@ -154,7 +156,7 @@ class Platform:
         factor = self.network_correction.energy_factor_or_one
         if model is None:
             return None
-        return max(model.predict(feats), 0.0) * factor
+        return _checked(model.predict(feats) * factor, feats, "energy", "J")
 
     def bound(self, op, batch: int | None = None) -> str:
         """``"memory"`` or ``"compute"``: the roofline class of one call."""
@@ -181,7 +183,7 @@ class Platform:
         if path.parent and not path.parent.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(_nan_to_none(self.as_dict()), indent=2, allow_nan=False)
-        path.write_text(text + "\n", encoding="utf-8")
+        atomic_write_text(path, text + "\n")  # whole or not at all
         return path
 
     @classmethod
@@ -189,6 +191,8 @@ class Platform:
         if not isinstance(d, Mapping):
             raise GroupConvError(f"{where}: not a platform (a JSON object expected)")
         version = d.get("schema_version")
+        if version == SCHEMA_VERSION:
+            validate_platform(d, where)  # field by field: schema, then semantic checks
         if version != SCHEMA_VERSION:
             raise GroupConvError(
                 f"{where}: platform schema version {version!r}, this groupconv reads version "
@@ -220,6 +224,8 @@ class Platform:
             raise GroupConvError(f"platform file {str(path)!r} does not exist")
         try:
             d = json.loads(path.read_text(encoding="utf-8"))
+        except RecursionError:
+            raise GroupConvError(f"{path}: not a JSON platform file (nested too deeply)") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise GroupConvError(f"{path}: not a JSON platform file ({exc})".split("\n")[0]) from None
         return cls.from_dict(d, str(path))
@@ -263,6 +269,18 @@ def _lookup(models: Mapping[str, KernelModel], feats: OpFeatures) -> KernelModel
     """The per-operator model (or that of its out-of-place twin), else the kernel type's."""
     return (models.get(f"{feats.kernel}:{feats.op}") or models.get(f"{feats.kernel}:{_out_of_place(feats.op)}")
             or models.get(feats.kernel))
+
+
+def _checked(value: float, feats: OpFeatures, what: str, unit: str) -> float:
+    """``value`` if it is a finite positive prediction, else a one-line error: a time or an
+    energy is never NaN, infinite, negative or zero (a platform built in Python with a bad
+    coefficient; a file is refused on load already)."""
+    if not math.isfinite(value) or value <= 0:
+        raise GroupConvError(
+            f"the platform predicts {value!r} {unit} of {what} for a {feats.kernel} call "
+            f"({feats.op or 'op'}, {feats.macs:.3g} MACs): its model of {feats.kernel} is damaged"
+        )
+    return value
 
 
 def _nan_to_none(obj):

@@ -13,16 +13,21 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..measure.schema import RunWriter
+from ..errors import GroupConvError
+from ..measure.schema import RunWriter, format_value
 
-__all__ = ["RUN_COLUMNS", "open_runs", "runs_path_for"]
+__all__ = ["RUN_COLUMNS", "CONDITION_COLUMNS", "check_conditions", "open_runs", "runs_path_for"]
 
 #: Columns of the calibration runs CSV (``time_s``/``energy_J`` are per **call**).
 RUN_COLUMNS: tuple[str, ...] = (
     "key", "phase", "kind", "spec", "kernel", "op", "batch", "copies", "calls", "macs", "bytes", "groups",
     "cin_per_group", "cout_per_group", "out_pixels", "taps", "outer", "weight_bytes",
     "time_s", "time_std_s", "energy_J", "repeats", "trials", "device", "threads", "dtype", "timestamp",
+    "device_name", "torch_version",
 )
+#: The measurement conditions every row carries: a calibration resumes only from rows of
+#: its own conditions (:func:`check_conditions`).
+CONDITION_COLUMNS: tuple[str, ...] = ("device", "device_name", "threads", "dtype", "torch_version")
 
 
 def runs_path_for(out: str | os.PathLike[str]) -> Path:
@@ -36,3 +41,23 @@ def open_runs(path: str | os.PathLike[str]) -> RunWriter:
     keyed by ``key``); its ``rows`` are those already in the file. A file of other columns
     is a one-line error ("not a calibration runs file of this version")."""
     return RunWriter(path, columns=RUN_COLUMNS, key_columns=("key",), name="calibration runs file")
+
+
+def check_conditions(path: str | os.PathLike[str], rows, conditions: dict[str, object]) -> None:
+    """Refuse (one line) to resume a calibration from rows measured under other conditions.
+
+    A platform is fitted from the rows of one device, thread count, dtype and torch: a
+    runs file measured under others would give a platform labelled with the new conditions
+    but fitted on the old rows. The message names the first differing condition and the
+    way out (another ``--out``, or deleting the runs file).
+    """
+    wanted = {k: format_value(conditions[k]) for k in CONDITION_COLUMNS}
+    for number, row in enumerate(rows, start=2):
+        for name in CONDITION_COLUMNS:
+            have = str(row.get(name, ""))
+            if have != wanted[name]:
+                raise GroupConvError(
+                    f"{path} holds rows measured with {name}={have!r} (line {number}), this calibration runs "
+                    f"with {name}={wanted[name]!r}: a platform is fitted from rows of one set of conditions; "
+                    "calibrate into another --out, or delete the runs file to start afresh"
+                )
