@@ -34,7 +34,6 @@ def register(subparsers) -> None:
     parser.add_argument("--energy", default="auto", choices=("auto", "zeus", "none"),
                         help="energy source (default auto: Zeus where it can read a meter)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the designed operator set")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
 

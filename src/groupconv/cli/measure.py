@@ -71,7 +71,6 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory step")
     parser.add_argument("--threads", type=positive_int_arg, default=None,
                         help="torch CPU threads (default: 1 on a CPU, torch's default on a GPU)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar on stderr (default: when stderr is a terminal)")
 

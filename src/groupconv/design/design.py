@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import _validate as v
-from ..errors import GroupConvError
+from ..errors import DeadChannelsWarning, ExportWarning, GroupConvError
 from ..approx.network import convert_model, replacement
 from .options import OptionTable, option_table
 from ..optimize import FrontPoint, pareto_front
@@ -447,7 +447,7 @@ def convert_plan(model, plan: Plan, data, table: OptionTable | None = None):
             by_option.setdefault((l["method"], l["groups"]), []).append(l["layer"])
     for (method, groups), names in by_option.items():
         with warnings.catch_warnings():  # rank-deficient fits are noted by option_table
-            warnings.filterwarnings("ignore", "the regressors are numerically rank-deficient", RuntimeWarning)
+            warnings.simplefilter("ignore", DeadChannelsWarning)
             converted, rep = convert_model(model, data, method=method, groups=groups, layers=names)
         for name, r in zip(rep["layer"], rep.to_dict("records")):
             set_submodule(new, name, converted.get_submodule(name))
@@ -457,10 +457,26 @@ def convert_plan(model, plan: Plan, data, table: OptionTable | None = None):
 
 
 def export_plan(model, plan: Plan, data, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """Write ``plan.json`` and ``model.pt`` (the converted model, ``torch.save``) into ``out_dir``.
+    """Write the chosen plan and the converted model into ``out_dir``.
 
-    ``model.pt`` loads with ``torch.load(path, weights_only=False)`` wherever the
-    model's own classes import.
+    Files
+    -----
+    ``plan.json``
+        The plan (``layers`` = ``layer, method, groups``) and the conversion report.
+    ``model.pt2``
+        The converted model as a self-contained program (:func:`torch.export.export`,
+        batch dimension dynamic): it loads in any process, without the model's source,
+        with ``torch.export.load("model.pt2").module()``.
+    ``weights.pt``
+        Its ``state_dict`` (``torch.load(path, weights_only=True)``), for rebuilding the
+        model from the plan in the user's own code.
+    ``model.pt``
+        ``torch.save`` of the module itself: ``torch.load(path, weights_only=False)``
+        wherever the model's own classes import (a model built from ``FILE.py`` is
+        pickled under the module name ``FILE``, so where ``import FILE`` works).
+
+    Returns a dict ``{"plan", "program", "weights", "model"}`` of the paths written
+    (``"program"`` absent, with a warning, when ``torch.export`` cannot trace the model).
     """
     import torch
 
@@ -469,7 +485,43 @@ def export_plan(model, plan: Plan, data, out_dir: str | os.PathLike[str]) -> dic
         raise GroupConvError(f"--export {str(out)!r} exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
     new, report = convert_plan(model, plan, data)
-    plan_path, model_path = out / "plan.json", out / "model.pt"
-    plan_path.write_text(json.dumps({**plan.as_dict(), "converted": report}, indent=2) + "\n", encoding="utf-8")
-    torch.save(new, model_path)
-    return {"plan": plan_path, "model": model_path}
+    new.eval()
+    paths = {"plan": out / "plan.json", "program": out / "model.pt2", "weights": out / "weights.pt",
+             "model": out / "model.pt"}
+    program = _exported_program(new, data)
+    meta = {**plan.as_dict(), "converted": report,
+            "load": {"program": 'torch.export.load("model.pt2").module()' if program is not None else None,
+                     "weights": 'torch.load("weights.pt", weights_only=True)',
+                     "model": 'torch.load("model.pt", weights_only=False)  # where the model\'s classes import'}}
+    paths["plan"].write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    if program is None:
+        del paths["program"]
+    else:
+        torch.export.save(program, paths["program"])
+    torch.save(new.state_dict(), paths["weights"])
+    torch.save(new, paths["model"])
+    return paths
+
+
+def _exported_program(model, data):
+    """``torch.export`` of ``model`` on two rows of ``data`` with a dynamic batch, else a
+    static one; None (with a warning) when the model cannot be exported."""
+    import torch
+
+    example = data[: min(2, len(data))]
+    attempts = []
+    if len(example) > 1:
+        attempts.append(({0: torch.export.Dim("batch")},))
+    attempts.append(None)
+    last = None
+    for dynamic in attempts:
+        try:
+            with torch.no_grad():
+                return torch.export.export(model, (example,), dynamic_shapes=dynamic)
+        except Exception as exc:  # torch.export refuses some Python control flow
+            last = exc
+    text = str(last).strip().splitlines()
+    warnings.warn(f"the converted model cannot be exported as a program (torch.export: "
+                  f"{type(last).__name__}: {text[0] if text else ''}); model.pt and weights.pt are written",
+                  ExportWarning, stacklevel=3)
+    return None

@@ -34,7 +34,7 @@ from ..approx.network import approximability_of_model, replacement
 from ..approx.network import eligible_convs as dense_convs
 from ..approx.torch_layers import output_positions
 from ..cost.optimum import admissible_groups
-from ..errors import GroupConvError
+from ..errors import DeadChannelsWarning, GroupConvError
 from ..platform import UnmeasuredKernelWarning, predict
 
 __all__ = [
@@ -314,15 +314,16 @@ def option_table(
     approx = None
     if all_n and methods:
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", RuntimeWarning)
+            warnings.simplefilter("always", DeadChannelsWarning)
             approx = approximability_of_model(model, data, methods=tuple(methods), groups=all_n,
                                               layers=[n for n in names if candidates[n]], return_weights=True)
-        deficient = sorted({str(w.message).split(" group ")[0] for w in caught if "rank-deficient" in str(w.message)})
+        dead = [w for w in caught if issubclass(w.category, DeadChannelsWarning)]
+        deficient = (len(dead), sorted({str(w.message).split(" output group ")[0] for w in dead}))
         for w in caught:
-            if "rank-deficient" not in str(w.message):
+            if not issubclass(w.category, DeadChannelsWarning):
                 warnings.warn(w.message, w.category, stacklevel=2)
     else:
-        deficient = []
+        deficient = (0, [])
     shapes = _input_shapes(model, shape, names)  # each conv's input at the priced shape
     base_t, base_e, unmeasured = _price(platform, model, shape)
     notes = set(unmeasured)
@@ -358,9 +359,10 @@ def option_table(
         rows.append(tuple(row))
     base_params = sum(int(p.numel()) for p in model.parameters())
     msgs = tuple(f"kernel {k} was never measured on this platform: priced from the roofline" for k in sorted(notes))
-    if deficient:
-        msgs += (f"{'; '.join(deficient)}: rank-deficient regressors (dead or constant input channels); "
-                 "the least-squares fits used a pseudo-inverse",)
+    if deficient[0]:
+        msgs += (f"{deficient[0]} least-squares fit(s) ({', '.join(deficient[1])}) had linearly dependent "
+                 "regressors (dead, constant or duplicated input channels in DATA): solved by a pseudo-inverse, "
+                 "the error stays exact (DeadChannelsWarning)",)
     return OptionTable(
         layers=tuple(n for n, _ in convs), options=tuple(rows), input_shape=tuple(shape),
         base_time_s=base_t, base_energy_J=base_e, base_params=base_params,

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..cost import ConvLayer
-from ..errors import GroupConvError
+from ..errors import GroupConvError, UnmeasuredKernelWarning
 from .correction import NetworkCorrection
 from .models import KernelModel, OpFeatures, Roofline, features_of
 
@@ -31,8 +31,6 @@ __all__ = ["SCHEMA_VERSION", "Platform", "UnmeasuredKernelWarning"]
 SCHEMA_VERSION = 1
 
 
-class UnmeasuredKernelWarning(UserWarning):
-    """An operator's kernel type has no fitted model: predicted from the roofline alone."""
 
 
 @dataclass(frozen=True)
