@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     data = load_data(args.data)
     result = design(model, platform, data, methods=tuple(args.method), groups=args.groups,
                     input_shape=input_shape, max_error=args.max_error, max_time_s=args.max_time_s,
-                    max_params=args.max_params, objective=args.objective, aggregate=args.aggregate)
+                    max_params=args.max_params, objective=args.objective, aggregate=args.aggregate,
+                    progress=True)  # on a terminal only; -q hides it
     written = {}
     if args.export is not None:
         written = {k: str(p) for k, p in export_plan(model, result.chosen, data, args.export).items()}

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import _validate as v
+from .. import _progress
 from ..errors import DeadChannelsWarning, ExportWarning, GroupConvError
 from ..approx.network import convert_model, replacement
 from .options import OptionTable, option_table
@@ -393,13 +394,20 @@ def _rescore(model, data, table, front, constant, objective, max_error, max_time
             pool.append(p)
     reference = None
     scored = []
-    for p in pool:
+    if max_error is not None:  # the cheapest first: stop past the cost of the first that meets it
+        pool.sort(key=lambda p: p.cost(objective))
+    met = None
+    for p in _progress.progress(pool, desc="rescoring plans", unit="plan"):
+        if met is not None and p.cost(objective) > met:
+            break
         if p.key() not in cache:
             if reference is None:
                 reference = _outputs(model, data)
             new, _ = convert_plan(model, p, data, table)
             cache[p.key()] = relative_output_error(new, data, reference)
         scored.append((p, cache[p.key()]))
+        if max_error is not None and met is None and cache[p.key()] <= max_error:
+            met = p.cost(objective)
     if max_error is not None:
         ok = [(p, m) for p, m in scored if m <= max_error]
         if not ok:  # only under another budget: the dense plan measures 0
