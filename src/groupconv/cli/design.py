@@ -77,11 +77,12 @@ def run(args: argparse.Namespace) -> int:
     if args.figure is not None:
         from ..figures.design_front import front_figure
 
-        written["figure"] = [str(p) for p in front_figure(result, out_dir=args.figure)[1]]
+        for p in front_figure(result, out_dir=args.figure)[1]:
+            written[f"figure ({p.suffix[1:].upper()})"] = str(p)
     if args.json:
         print_json({**result.as_dict(), "written": written})
     else:
-        print(result.summary())
+        print(result.summary(rows=None if args.verbose else 10))
         for k, p in written.items():
             print(f"wrote {k}: {p}")
     return 0

@@ -18,6 +18,7 @@ import argparse
 import sys
 
 from ..errors import GroupConvError
+from ._measure_model import add_model_command
 from ._common import (
     deprecated_alias,
     int_at_least,
@@ -132,6 +133,8 @@ def register(subparsers) -> None:
     deprecated_alias(paper, "--image-size", "--size", dest="image_size", type=int_at_least(_MIN_IMAGE))
     _add_common(paper)
     paper.set_defaults(func=run)
+
+    add_model_command(sub)  # measure model MODEL: what predict takes, timed
 
 
 def _source(args: argparse.Namespace):

@@ -100,6 +100,19 @@ class Plan:
         return self.time_s if objective == "time_s" else float(self.energy_J)
 
 
+def _compact(plan: "Plan", width: int = 72) -> str:
+    """``plan.short()``, or where that is longer than ``width`` characters the count of
+    layers per form (``gc 32 x12, bgc 4 x2``); ``--json`` lists every layer."""
+    text = plan.short()
+    if len(text) <= width:
+        return text
+    counts: dict[str, int] = {}
+    for l in plan.layers:
+        key = l["method"] + ("" if l["method"] == "dense" else f" {l['groups']}")
+        counts[key] = counts.get(key, 0) + 1
+    return ", ".join(f"{k} x{n}" for k, n in counts.items())
+
+
 def plan_from_table(table: OptionTable, choice: Sequence[int], label: str = "plan",
                     aggregate: str = "network_E") -> Plan:
     """The plan that takes option ``choice[l]`` of every layer ``l`` of ``table``; its
@@ -211,19 +224,41 @@ class Design:
             "notes": list(self.notes) + list(self.table.notes),
         }
 
-    def summary(self) -> str:
+    def summary(self, rows: int | None = 10) -> str:
+        """The text report: the front (at most ``rows`` plans, evenly spread; None for all),
+        the paper's constant plans, the chosen plan, what the error means, the notes."""
         t = self.table
+        what = ("the network's output" if self.aggregate == "network_E" else "each grouped layer's own output")
         lines = [f"{len(t.layers)} eligible conv(s), {sum(len(r) for r in t.options)} options, "
                  f"{len(self.front)} plans on the front of {self.objective} against error; "
-                 f"dense model {t.base_time_s * 1e3:.4g} ms/frame, {t.base_params:,} weights"]
-        lines.append(f"{'time ms':>9} {'error':>8} {'params':>10}  plan")
-        for p in self.front:
-            lines.append(f"{p.time_s * 1e3:9.4g} {p.error:8.4f} {p.params:>10,}  {p.short()}")
+                 f"dense model {t.base_time_s * 1e3:.4g} ms/frame, {t.base_params:,} weights",
+                 f"error: the fraction of {what} lost on DATA, summed over the plan's grouped layers "
+                 "(0 exact; 1 as bad as an output of zeros; above 1 worse than zeros)"]
+        header = f"{'time ms/frame':>13} {'vs dense':>8} {'error':>8} {'weights':>10}  plan"
+
+        def row(p) -> str:
+            return (f"{p.time_s * 1e3:13.4g} {p.time_s / t.base_time_s:7.2f}x {p.error:8.4f} "
+                    f"{p.params:>10,}  {_compact(p)}")
+
+        shown = list(range(len(self.front)))
+        if rows is not None and len(shown) > rows:
+            shown = sorted({round(i * (len(shown) - 1) / (rows - 1)) for i in range(rows)})
+        lines.append("front (cheapest first)" + ("" if len(shown) == len(self.front) else
+                     f", {len(shown)} of {len(self.front)} plans (--json lists all):"))
+        lines.append(header)
+        lines += [row(self.front[i]) for i in shown]
+        if self.constant:
+            lines.append("the paper's constant plans, priced and scored the same way:")
+            lines += [row(p) + f"  [{p.label}]" for p in self.constant]
         if self.chosen is not None:
             c = self.chosen
             measured = "" if c.measured_error is None else f" (measured on the data: {c.measured_error:.4f})"
             lines.append(f"chosen ({c.label}): {c.time_s * 1e3:.4g} ms/frame, error {c.error:.4f}{measured}, "
-                         f"{c.params:,} weights: {c.short()}")
+                         f"{c.params:,} weights: {_compact(c)}")
+            if c.time_s > t.base_time_s:
+                lines.append(f"note: the chosen plan is predicted slower than the dense model "
+                             f"({c.time_s * 1e3:.4g} vs {t.base_time_s * 1e3:.4g} ms/frame): it meets the budget "
+                             "with fewer weights, not less time; --max-time-s bounds the time")
         lines += [f"note: {n}" for n in (*self.notes, *t.notes)]
         return "\n".join(lines)
 
