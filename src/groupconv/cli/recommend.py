@@ -86,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
     from ..networks import ARCHITECTURES
     from .. import _validate as v
 
-    v.one_of("architecture", args.arch, ARCHITECTURES)
+    if args.arch not in ARCHITECTURES:
+        raise GroupConvError(f"recommend takes a catalogue network ({', '.join(ARCHITECTURES)}), got {args.arch!r}; "
+                             "for your own model use: groupconv design MODEL --platform P.json --data DATA")
     if args.platform is not None:
         price = _load_platform(args.platform)
     else:
@@ -104,5 +106,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(rec.summary())
     table = rec.layers.drop(columns=["options"])
+    if "cost" in table:  # the price of each layer's chosen grouping, per frame, with its unit
+        unit, scale = ("time_ms", 1e3) if rec.objective == "time_s" else ("energy_mJ", 1e3)
+        table[f"{unit}/frame"] = table.pop("cost") * scale
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     return 0

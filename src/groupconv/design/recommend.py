@@ -145,9 +145,10 @@ class Recommendation:
 
     def summary(self) -> str:
         unit = "ms" if self.objective == "time_s" else "mJ"
+        quantity = "time" if self.objective == "time_s" else "energy"
         lines = [
             f"{self.arch}, batch {self.batch}, {self.image_size}x{self.image_size}: predicted "
-            f"{self.objective} {self.cost * 1e3:.3f} {unit} per frame, {self.params:,} weights, {self.macs:,} MACs",
+            f"{quantity} {self.cost * 1e3:.3f} {unit} per frame, {self.params:,} weights, {self.macs:,} MACs",
             f"groups: {' '.join(str(g) for g in self.groups)}",
         ]
         within = self.variants[self.variants["within_budget"]]
