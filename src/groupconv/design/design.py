@@ -247,9 +247,12 @@ class Design:
                      f", {len(shown)} of {len(self.front)} plans (--json lists all):"))
         lines.append(header)
         lines += [row(self.front[i]) for i in shown]
-        if self.constant:
+        if self.constant:  # one row per distinct plan (E2GC G=1 is GC N=n, ...), all its names
+            names: dict = {}
+            for p in self.constant:
+                names.setdefault(p.key(), [p]).append(p.label)
             lines.append("the paper's constant plans, priced and scored the same way:")
-            lines += [row(p) + f"  [{p.label}]" for p in self.constant]
+            lines += [row(ps[0]) + f"  [{' = '.join(ps[1:])}]" for ps in names.values()]
         if self.chosen is not None:
             c = self.chosen
             measured = "" if c.measured_error is None else f" (measured on the data: {c.measured_error:.4f})"
