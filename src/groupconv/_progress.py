@@ -32,6 +32,6 @@ def progress(iterable: Iterable[T], desc: str, total: int | None = None, unit: s
     """``iterable`` wrapped in a tqdm bar on stderr (a terminal only; none with ``-q``)."""
     if not _ENABLED[0]:
         return iter(iterable)
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # the plain bar: tqdm.auto warns in a notebook without ipywidgets
 
     return iter(tqdm(iterable, desc=desc, total=total, unit=unit, disable=None, leave=False, dynamic_ncols=True))
