@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from .. import _validate as v
 
     if args.arch not in ARCHITECTURES:
-        raise GroupConvError(f"recommend takes a catalogue network ({', '.join(ARCHITECTURES)}), got {args.arch!r}; "
+        raise GroupConvError(f"unknown architecture {args.arch!r}: recommend takes a catalogue network ({', '.join(ARCHITECTURES)}); "
                              "for your own model use: groupconv design MODEL --platform P.json --data DATA")
     if args.platform is not None:
         price = _load_platform(args.platform)
