@@ -23,7 +23,6 @@ __all__ = [
     "UnmeasuredKernelWarning",
     "ExportWarning",
     "CalibrationWarning",
-    "RunsFileWarning",
 ]
 
 
@@ -52,7 +51,3 @@ class ExportWarning(GroupConvWarning):
 
 class CalibrationWarning(GroupConvWarning):
     """A calibration point failed or was skipped."""
-
-
-class RunsFileWarning(GroupConvWarning):
-    """A runs file was repaired (e.g. a line cut short by a killed writer was dropped)."""
