@@ -360,7 +360,8 @@ def option_table(
                                    float(r["rel_output_E"]), float(r["E"]), net_e))
         rows.append(tuple(row))
     base_params = sum(int(p.numel()) for p in model.parameters())
-    msgs = tuple(f"kernel {k} was never measured on this platform: priced from the roofline" for k in sorted(notes))
+    msgs = ((f"kernel type(s) {', '.join(sorted(notes))} never measured on this platform: priced from the "
+             "roofline",) if notes else ())
     if deficient[0]:
         msgs += (f"{deficient[0]} least-squares fit(s) ({', '.join(deficient[1])}) had linearly dependent "
                  "regressors (dead, constant or duplicated input channels in DATA): solved by a pseudo-inverse, "
