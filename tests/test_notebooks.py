@@ -29,7 +29,7 @@ def test_notebook_runs(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     nbclient = pytest.importorskip("nbclient")
     src = str(ROOT / "src")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend captures figures
     notebook = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
         notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
@@ -43,6 +43,20 @@ def test_notebook_runs(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         if out.get("output_type") == "error"
     ]
     assert not errors
+    assert not _drawing_cells_without_image(notebook), "a cell that draws a figure shows no image"
+
+
+#: a cell that draws: a pyplot call, one of groupconv's *_figure functions, subplots or plot
+_DRAWS = re.compile(r"\bplt\.(?!rc)\w+\(|\b\w+_figure\(|\.subplots\(|\.plot\(")
+
+
+def _drawing_cells_without_image(notebook) -> list[int]:
+    """Indices of code cells that draw a figure but hold no image output."""
+    return [
+        i for i, cell in enumerate(notebook.cells)
+        if cell.cell_type == "code" and _DRAWS.search(cell.source)
+        and not any("image/png" in out.get("data", {}) for out in cell.get("outputs", []))
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
@@ -57,6 +71,7 @@ def test_notebook_is_committed_executed_and_clean(path: Path) -> None:
     outputs = [out for cell in code for out in cell.outputs]
     assert not [out for out in outputs if out.get("output_type") == "error"]
     assert not [out for out in outputs if tool.is_progress_noise(out)], hint
+    assert not _drawing_cells_without_image(notebook), f"a cell draws a figure but shows none; {hint}"
     text = " ".join(cell.source for cell in notebook.cells if cell.cell_type == "markdown")
     assert not re.search(r"\bissues?\b", text, flags=re.IGNORECASE)
 

@@ -17,8 +17,8 @@ from groupconv.networks import build_network
 @pytest.mark.parametrize(
     "argv,expected",
     [
-        (["mobilenet_v1", "--variant", "e2gc", "--group", "1"], ("mobilenet_v1", "e2gc", 1, 1)),
-        (["resnext50", "--variant", "fggc", "--group", "32", "--batch", "16"], ("resnext50", "fggc", 32, 16)),
+        (["mobilenet_v1", "--variant", "e2gc", "--groups", "1"], ("mobilenet_v1", "e2gc", 1, 1)),
+        (["resnext50", "--variant", "fggc", "--groups", "32", "--batch", "16"], ("resnext50", "fggc", 32, 16)),
     ],
 )
 def test_json_is_one_object_with_int_totals(argv, expected, capsys):
@@ -35,7 +35,7 @@ def test_json_is_one_object_with_int_totals(argv, expected, capsys):
 
 
 def test_table_lists_every_layer_and_the_totals(capsys):
-    assert main(["count", "mobilenet_v1", "--variant", "fggc", "--group", "8"]) == 0
+    assert main(["count", "mobilenet_v1", "--variant", "fggc", "--groups", "8"]) == 0
     out = capsys.readouterr().out
     net = build_network("mobilenet_v1", "fggc", 8)
     for layer in net.layers:
@@ -49,14 +49,14 @@ def test_table_lists_every_layer_and_the_totals(capsys):
 @pytest.mark.parametrize(
     "argv,fragment",
     [
-        (["resnet50", "--variant", "e2gc", "--group", "1"], "'resnet50'"),
-        (["mobilenet_v1", "--variant", "e2gc", "--group", "3"], "G=3"),
-        (["resnext50", "--variant", "fggc", "--group", "3"], "g=3"),
-        (["mobilenet_v1", "--variant", "e2gc", "--group", "0"], "0"),
-        (["mobilenet_v1", "--variant", "e2gc", "--group", "-4"], "-4"),
-        (["mobilenet_v1", "--variant", "e2gc", "--group", "two"], "'two'"),
-        (["mobilenet_v1", "--variant", "bgc", "--group", "2"], "'bgc'"),
-        (["mobilenet_v1", "--variant", "e2gc", "--group", "2", "--batch", "0"], "batch"),
+        (["resnet50", "--variant", "e2gc", "--groups", "1"], "'resnet50'"),
+        (["mobilenet_v1", "--variant", "e2gc", "--groups", "3"], "G=3"),
+        (["resnext50", "--variant", "fggc", "--groups", "3"], "g=3"),
+        (["mobilenet_v1", "--variant", "e2gc", "--groups", "0"], "0"),
+        (["mobilenet_v1", "--variant", "e2gc", "--groups", "-4"], "-4"),
+        (["mobilenet_v1", "--variant", "e2gc", "--groups", "two"], "'two'"),
+        (["mobilenet_v1", "--variant", "bgc", "--groups", "2"], "'bgc'"),
+        (["mobilenet_v1", "--variant", "e2gc", "--groups", "2", "--batch", "0"], "batch"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(argv, fragment, capsys):
@@ -73,13 +73,13 @@ def test_cli_process_exit_code_and_no_torch():
     src = str(Path(__file__).resolve().parents[2] / "src")
     env = {**os.environ, "PYTHONPATH": src}
     bad = subprocess.run(
-        [sys.executable, "-m", "groupconv", "count", "mobilenet_v1", "--variant", "e2gc", "--group", "3"],
+        [sys.executable, "-m", "groupconv", "count", "mobilenet_v1", "--variant", "e2gc", "--groups", "3"],
         capture_output=True, text=True, env=env,
     )
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     code = (
         "import sys; from groupconv.cli import main; "
-        "main(['count', 'resnext50', '--variant', 'e2gc', '--group', '4', '--json']); "
+        "main(['count', 'resnext50', '--variant', 'e2gc', '--groups', '4', '--json']); "
         "print('torch' in sys.modules, file=sys.stderr)"
     )
     ok = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
@@ -178,7 +178,7 @@ def test_csv_tables(model_file, capsys):
 
 
 def test_catalogue_traced_keeps_the_paper_counts(capsys):
-    assert main(["count", "resnext50", "--variant", "fggc", "--group", "32", "--trace", "--json"]) == 0
+    assert main(["count", "resnext50", "--variant", "fggc", "--groups", "32", "--trace", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     net = build_network("resnext50", "fggc", 32)
     assert (data["macs"], data["params"], data["total_params"]) == (net.macs, net.params, net.total_params)

@@ -25,7 +25,7 @@ def run_cli(capsys, *argv):
 
 
 def test_paper_table_json_has_the_documented_keys(capsys):
-    code, out, err = run_cli(capsys, "fit", "--paper-table", "e2gc-mobilenet", "--platform", "P100",
+    code, out, err = run_cli(capsys, "fit", "--paper-table", "e2gc-mobilenet", "--gpu", "P100",
                              "--model", "paper", "--json")
     assert code == 0, err
     result = json.loads(out)
@@ -38,14 +38,14 @@ def test_paper_table_json_has_the_documented_keys(capsys):
 
 
 def test_default_model_is_the_best_one_and_text_is_the_report(capsys):
-    code, out, _ = run_cli(capsys, "fit", "--paper-table", "e2gc-resnext", "--platform", "P4000")
+    code, out, _ = run_cli(capsys, "fit", "--paper-table", "e2gc-resnext", "--gpu", "P4000")
     assert code == 0
     assert out.startswith("[[Model]] gpu")
     assert "[[Parameters]]" in out and "[[Optima]]" in out
 
 
 def test_bootstrap_adds_intervals(capsys):
-    code, out, _ = run_cli(capsys, "fit", "--paper-table", "e2gc-mobilenet", "--platform", "P4000",
+    code, out, _ = run_cli(capsys, "fit", "--paper-table", "e2gc-mobilenet", "--gpu", "P4000",
                            "--model", "macs", "--bootstrap", "20", "--json")
     assert code == 0
     result = json.loads(out)
@@ -97,12 +97,12 @@ def test_runs_file_fit_recovers_the_generating_parameters(tmp_path, capsys):
         (["fit"], "nothing to fit"),
         (["fit", "missing.csv"], "runs file not found: missing.csv"),
         (["fit", "x.csv", "--paper-table", "e2gc-resnext"], "not both"),
-        (["fit", "--paper-table", "e2gc-resnext"], "needs --platform"),
-        (["fit", "--paper-table", "e2gc-resnext", "--platform", "P100", "--model", "gpu", "--alpha", "0.5"],
+        (["fit", "--paper-table", "e2gc-resnext"], "needs --gpu"),
+        (["fit", "--paper-table", "e2gc-resnext", "--gpu", "P100", "--model", "gpu", "--alpha", "0.5"],
          "alpha applies to the paper model only"),
-        (["fit", "--paper-table", "e2gc-resnext", "--platform", "P100", "--model", "paper", "--alpha", "2"],
+        (["fit", "--paper-table", "e2gc-resnext", "--gpu", "P100", "--model", "paper", "--alpha", "2"],
          r"alpha must lie in \(0, 1\]"),
-        (["fit", "--paper-table", "e2gc-resnext", "--platform", "P100", "--mode", "forward"], "runs file"),
+        (["fit", "--paper-table", "e2gc-resnext", "--gpu", "P100", "--mode", "forward"], "runs file"),
     ],
 )
 def test_bad_requests_exit_2_with_one_line(capsys, argv, message):

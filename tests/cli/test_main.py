@@ -23,7 +23,7 @@ def test_every_subcommand_is_registered():
         (["nope"], "invalid choice: 'nope'"),
         (["fit", "--paper-table", "e2gc-mobilenet", "--platform", "V100"], "invalid choice: 'V100'"),
         (["approx", "--groups", "x"], "not an integer: 'x'"),
-        (["count", "mobilenet_v1", "--variant", "e2gc", "--group", "0"], "got 0"),
+        (["count", "mobilenet_v1", "--variant", "e2gc", "--groups", "0"], "got 0"),
     ],
 )
 def test_bad_input_is_one_line_with_exit_code_2(argv, fragment, capsys):
@@ -39,7 +39,7 @@ def test_bad_input_is_one_line_with_exit_code_2(argv, fragment, capsys):
 def test_closed_pipe_is_not_a_traceback():
     """`groupconv count ... --json | head -c 10` must end quietly."""
     command = (
-        f"{sys.executable} -m groupconv count resnext50 --variant fggc --group 32 --json | head -c 10"
+        f"{sys.executable} -m groupconv count resnext50 --variant fggc --groups 32 --json | head -c 10"
     )
     result = subprocess.run(
         ["bash", "-o", "pipefail", "-c", command],

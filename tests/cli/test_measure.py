@@ -92,10 +92,10 @@ def test_bad_flags_are_named_as_flags(tmp_path, capsys, args, needle):
 
 
 def test_network_image_size_and_variant_named_as_flags(tmp_path, capsys):
-    base = ["measure", "network", "mobilenet_v1", "--group", "32", "--out", str(tmp_path / "r.csv")]
+    base = ["measure", "network", "mobilenet_v1", "--groups", "32", "--out", str(tmp_path / "r.csv")]
     with pytest.raises(SystemExit):
-        main(base + ["--variant", "e2gc", "--image-size", "16"])
-    assert "argument --image-size: must be an integer >= 32, got '16'" in capsys.readouterr().err
+        main(base + ["--variant", "e2gc", "--size", "16"])
+    assert "argument --size: must be an integer >= 32, got '16'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(base + ["--variant", "foo"])
     assert "argument --variant: invalid choice: 'foo' (choose from" in capsys.readouterr().err
@@ -175,7 +175,7 @@ def test_paper_workloads_are_tables_iii_and_iv():
 @pytest.mark.slow
 def test_measure_paper_runs_every_mobilenet_variant(tmp_path, capsys):
     out = tmp_path / "runs.csv"
-    assert main(["measure", "paper", "--arch", "mobilenet_v1", "--batch", "1", "--image-size", "32",
+    assert main(["measure", "paper", "--arch", "mobilenet_v1", "--batch", "1", "--size", "32",
                  "--mode", "forward", "--no-memory", "--quiet", "--out", str(out), *QUICK]) == 0
     frame = read_runs(out)
     assert len(frame) == 11  # Table III: E2GC G = 1..32, FgGC g = 2..32
@@ -202,22 +202,22 @@ def test_huge_layer_is_refused_up_front_with_the_bytes(tmp_path, capsys):
 
 def test_smallest_network_in_training_mode_is_refused_or_runs(tmp_path, capsys):
     out = tmp_path / "runs.csv"
-    base = ["measure", "network", "mobilenet_v1", "--variant", "e2gc", "--group", "32", "--out", str(out),
+    base = ["measure", "network", "mobilenet_v1", "--variant", "e2gc", "--groups", "32", "--out", str(out),
             "--quiet", *QUICK]
-    assert main(base + ["--image-size", "32", "--batch", "1"]) == 2
+    assert main(base + ["--size", "32", "--batch", "1"]) == 2
     err = capsys.readouterr().err
     assert "image_size=32 with batch=1 leaves a 1x1 map" in err and err.count("\n") == 1
     # each way out the message offers runs on real torch batch norm
-    assert main(base + ["--image-size", "32", "--batch", "2"]) == 0
-    assert main(base + ["--image-size", "33", "--batch", "1"]) == 0
-    assert main(base + ["--image-size", "32", "--batch", "1", "--mode", "forward"]) == 0
+    assert main(base + ["--size", "32", "--batch", "2"]) == 0
+    assert main(base + ["--size", "33", "--batch", "1"]) == 0
+    assert main(base + ["--size", "32", "--batch", "1", "--mode", "forward"]) == 0
     assert len(read_runs(out)) == 3
 
 
 def test_network_summary_has_no_method_column(tmp_path, capsys):
     out = tmp_path / "runs.csv"
-    assert main(["measure", "network", "mobilenet_v1", "--variant", "e2gc", "--group", "32",
-                 "--image-size", "32", "--batch", "2", "--mode", "forward", "--out", str(out), *QUICK]) == 0
+    assert main(["measure", "network", "mobilenet_v1", "--variant", "e2gc", "--groups", "32",
+                 "--size", "32", "--batch", "2", "--mode", "forward", "--out", str(out), *QUICK]) == 0
     printed = capsys.readouterr()
     header = printed.out.splitlines()[1].split()
     assert "method" not in header and header[:3] == ["arch", "variant", "group"]

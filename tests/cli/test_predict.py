@@ -65,7 +65,7 @@ def test_predict_json_matches_library(files, capsys):
 
 def test_predict_table_and_figure(files, tmp_path, capsys):
     path, _, _ = files
-    code = main(["predict", "mobilenet_v1", "--variant", "e2gc", "--group", "32", "--input-shape", "1,3,32,32",
+    code = main(["predict", "mobilenet_v1", "--variant", "e2gc", "--groups", "32", "--input-shape", "1,3,32,32",
                  "--platform", str(path), "--figure", str(tmp_path / "fig" / "roof")])
     out = capsys.readouterr().out
     assert code == 0
@@ -114,4 +114,5 @@ def test_predict_text_is_the_predictions_summary(files, capsys):
     lines = text.splitlines()
     assert lines[0] == f"{model}:build on hand, batch 2, forward"
     assert lines[1].startswith(f"predicted time per frame: {result.time_s * 1e3:.4g} ms")
-    assert "slowest 3 of" in text and len(lines) == 4 + len(result.by_class()) + 1 + 3
+    # two header lines: the kernel-type table and the operator table each have one
+    assert "slowest 3 of" in text and len(lines) == 4 + 1 + len(result.by_class()) + 1 + 1 + 3

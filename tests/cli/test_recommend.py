@@ -74,7 +74,7 @@ def test_platform_file_roofline_only(tmp_path, capsys):
     from groupconv.platform import Platform, predict
 
     path = _roofline_platform(tmp_path / "roof.json")
-    assert main(["recommend", "mobilenet_v1", "--platform", str(path), "--batch", "2", "--image-size", "96",
+    assert main(["recommend", "mobilenet_v1", "--platform", str(path), "--batch", "2", "--size", "96",
                  "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["groups"] == list(grouped_channels("mobilenet_v1"))

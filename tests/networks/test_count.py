@@ -207,7 +207,7 @@ def test_summary_is_the_count_cli_text(capsys):
     assert text.splitlines()[0] == "mobilenet_v1: input 1x3x224x224, batch 1 (per frame below)"
     assert f"({count.macs:,})" in text and f"total {count.total_params:,}" in text
     assert "op class" in text and "conv" in text
-    assert main(["count", "mobilenet_v1", "--variant", "e2gc", "--group", "8", "--trace", "--depth", "1"]) == 0
+    assert main(["count", "mobilenet_v1", "--variant", "e2gc", "--groups", "8", "--trace", "--depth", "1"]) == 0
     assert capsys.readouterr().out == text + "\n"
 
 

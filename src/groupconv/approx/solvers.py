@@ -50,7 +50,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import GroupConvError
+from ..errors import DeadChannelsWarning, GroupConvError
 from .data import DataGram, check_data, check_weights, output_shape, pad_amounts
 from .structures import FeatureLayout
 
@@ -194,7 +194,7 @@ class _Factor:
                 f"{labels[i]}: {g.shape[1] - int(keep.sum())} of {g.shape[1]} least-squares "
                 f"directions are linearly dependent in these data{what}; solved on the "
                 f"remaining {int(keep.sum())} by a pseudo-inverse (E stays exact)",
-                RuntimeWarning,
+                DeadChannelsWarning,
                 stacklevel=4,
             )
 

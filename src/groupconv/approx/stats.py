@@ -35,9 +35,9 @@ from __future__ import annotations
 
 import hashlib
 import math
-import sys
 from collections.abc import Iterable
 
+from .. import _progress
 from ..errors import GroupConvError
 from . import distributed
 from .data import DataGram
@@ -286,15 +286,15 @@ def model_signature(model, names: Iterable[str]) -> str:
     return f"model {type(model).__name__} with {len(names)} layers measured, state {digest.hexdigest()[:12]}"
 
 
-def _progress(progress, data):
-    if progress is None:
-        progress = sys.stderr.isatty()
-    if not progress:
+def _bar(progress, data):
+    """A tqdm bar over the batches: on a terminal only (tqdm's ``disable=None``), never with
+    ``progress=False`` or where progress is off everywhere (``-q``, :mod:`groupconv._progress`)."""
+    if progress is False or not _progress.enabled():
         return None
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # the plain bar: tqdm.auto warns in a notebook without ipywidgets
 
     total = len(data) if hasattr(data, "__len__") and not hasattr(data, "shape") else None
-    return tqdm(total=total, desc="statistics", unit="batch", leave=False)
+    return tqdm(total=total, desc="statistics", unit="batch", leave=False, disable=None)
 
 
 def run_batches(model, data, step, *, input_index=None, batch_size: int = 256, progress=None) -> dict:
@@ -305,7 +305,7 @@ def run_batches(model, data, step, *, input_index=None, batch_size: int = 256, p
     """
     import torch
 
-    bar = _progress(progress, data)
+    bar = _bar(progress, data)
     was_training = model.training
     samples, shape, sample = 0, None, None
     try:

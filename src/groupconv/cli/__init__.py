@@ -26,10 +26,10 @@ import importlib
 import os
 import pkgutil
 import sys
-import warnings
 from collections.abc import Sequence
 
 from ..errors import GroupConvError
+from ._output import add_verbosity, reporting_warnings, verbosity
 
 __all__ = ["main", "build_parser"]
 
@@ -64,21 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         module = importlib.import_module(f"{__name__}.{info.name}")
         module.register(subparsers)
+    add_verbosity(parser, top=True)
     return parser
-
-
-def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """A warning as one line on stderr (``groupconv: warning: ...``), not Python's two."""
-    text = " ".join(str(message).split())
-    print(f"groupconv: warning: {text}", file=sys.stderr if file is None else file)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 2 bad input, 130 interrupted)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    with warnings.catch_warnings():
-        warnings.showwarning = _one_line_warning
+    with reporting_warnings(verbosity(args)):  # one line per kind of warning (-q none, -v all)
         return _run(args)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from typing import Any
 
@@ -17,6 +18,9 @@ __all__ = [
     "positive_float_arg",
     "nonnegative_float_arg",
     "print_json",
+    "shape_arg",
+    "deprecated_alias",
+    "model_inputs",
 ]
 
 
@@ -107,3 +111,50 @@ def print_json(obj: Any) -> None:
         print(f"groupconv: note: {count[0]} non-finite number(s) (NaN or infinity) written as null",
               file=sys.stderr)
 
+
+_SHAPE = re.compile(r"[0-9]+(?:,[0-9]+)*|[0-9]+(?:x[0-9]+)*")
+
+
+def shape_arg(text: str) -> tuple[int, ...]:
+    """argparse type, the one shape grammar of every command: positive integers joined by
+    commas (``1,3,224,224``) or by ``x`` (``1x3x224x224``), nothing else: ``1,3,x``,
+    ``1,,3,8,8``, ``x1,3,8,8`` and ``1,3,8,8x`` are refused, naming the value."""
+    body = text.strip()
+    if not _SHAPE.fullmatch(body):
+        raise argparse.ArgumentTypeError(
+            f"not a shape: {text!r} (positive integers joined by commas or by x, e.g. 1,3,224,224 or 1x3x224x224)")
+    shape = tuple(int(s) for s in re.split("[,x]", body))
+    if any(s < 1 for s in shape):
+        raise argparse.ArgumentTypeError(f"not a shape of positive integers: {text!r}")
+    return shape
+
+
+def deprecated_alias(parser, old: str, new: str, **kwargs) -> None:
+    """Accept the old spelling ``old`` of option ``new`` (same ``dest``, hidden from
+    ``--help``): using it prints one line ``groupconv: note: OLD is deprecated: use NEW``."""
+    base = argparse._AppendAction if kwargs.get("action") == "append" else argparse._StoreAction
+    kwargs.pop("action", None)
+    kwargs.setdefault("default", argparse.SUPPRESS)
+
+    class Deprecated(base):  # type: ignore[misc, valid-type]
+        def __call__(self, p, namespace, values, option_string=None):
+            print(f"groupconv: note: {old} is deprecated: use {new}", file=sys.stderr)
+            super().__call__(p, namespace, values, option_string)
+
+    parser.add_argument(old, action=Deprecated, help=argparse.SUPPRESS, **kwargs)
+
+
+def model_inputs(shapes, input_dtype: str):
+    """The inputs of a model from ``--input-shape`` (one or several) and ``--input-dtype``:
+    the shape(s) themselves for float32 (the counter makes the tensors), else zero tensors
+    of that dtype (e.g. int64 token ids)."""
+    import torch
+
+    from ..errors import GroupConvError
+
+    dtype = getattr(torch, input_dtype, None)
+    if not isinstance(dtype, torch.dtype):
+        raise GroupConvError(f"--input-dtype must be a torch dtype name such as float32 or int64, got {input_dtype!r}")
+    if dtype == torch.float32:
+        return list(shapes) if len(shapes) > 1 else shapes[0]
+    return tuple(torch.zeros(s, dtype=dtype) for s in shapes)

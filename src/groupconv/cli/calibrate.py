@@ -34,7 +34,6 @@ def register(subparsers) -> None:
     parser.add_argument("--energy", default="auto", choices=("auto", "zeus", "none"),
                         help="energy source (default auto: Zeus where it can read a meter)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the designed operator set")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
 
@@ -44,8 +43,24 @@ def run(args: argparse.Namespace) -> int:
     platform = calibrate(
         args.device, args.out, budget_s=DEFAULT_BUDGET_S if args.budget_s is None else args.budget_s,
         threads=args.threads, dtype=args.dtype, energy=args.energy, seed=args.seed,
-        progress=None if not args.quiet else False,
+        progress=None if not args.quiet else False,  # -q: no bar
     )
     print(platform.summary())
+    print(_points_line(platform.metadata, args))
     print(f"wrote {args.out} (runs: {runs_path_for(args.out)})")
     return 0
+
+
+def _points_line(meta: dict, args: argparse.Namespace) -> str:
+    """How many points were measured, reused from the runs file, and skipped for the budget."""
+    total = meta.get("points_measured", 0)
+    resumed = meta.get("points_resumed", 0)
+    skipped = meta.get("points_skipped_for_budget", 0)
+    planned = meta.get("points_planned", total + skipped)
+    text = f"points: {total} of {planned} planned"
+    if resumed:
+        text += f" ({resumed} resumed from the existing runs file, {total - resumed} measured now)"
+    if skipped:
+        text += (f"; {skipped} skipped for the {meta.get('budget_s', args.budget_s):g} s budget "
+                 "(rerun with a larger --budget-s to add them: the runs file is resumed)")
+    return text

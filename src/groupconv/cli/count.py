@@ -2,9 +2,9 @@
 
 Examples::
 
-    groupconv count mobilenet_v1 --variant e2gc --group 1
-    groupconv count resnext50 --variant fggc --group 32 --batch 16 --json
-    groupconv count resnext50 --variant fggc --group 32 --trace --depth 1
+    groupconv count mobilenet_v1 --variant e2gc --groups 1
+    groupconv count resnext50 --variant fggc --groups 32 --batch 16 --json
+    groupconv count resnext50 --variant fggc --groups 32 --trace --depth 1
     groupconv count my_model.py:build --input-shape 2,3,224,224 --depth 2
     groupconv count torchvision.models:resnet18 --input-shape 1,3,224,224 --json
     groupconv count lm.py:make --input-shape 1,128 --input-dtype int64
@@ -21,7 +21,7 @@ import argparse
 import sys
 
 from ..errors import GroupConvError
-from ._common import nonnegative_int_arg, print_json
+from ._common import deprecated_alias, model_inputs, nonnegative_int_arg, print_json, shape_arg
 
 __all__ = ["register", "run", "parse_shape"]
 
@@ -31,7 +31,7 @@ def register(subparsers) -> None:
         "count",
         help="parameters, MACs and bytes of a catalogue network or of any torch model, per op",
         description="Count a model. MODEL is a catalogue network (mobilenet_v1, resnext50: "
-        "needs --variant and --group), FILE.py:FACTORY or package.module:factory (a function "
+        "needs --variant and --groups), FILE.py:FACTORY or package.module:factory (a function "
         "returning a torch.nn.Module, called without arguments). A catalogue network alone "
         "prints the E2GC paper's per-layer table (params = conv and classifier weights, MACs "
         "per 224x224 frame); with --trace, and for every other model, every aten op is traced "
@@ -41,9 +41,10 @@ def register(subparsers) -> None:
     parser.add_argument("arch", metavar="MODEL", help="catalogue name, FILE.py:FACTORY or package.module:factory")
     parser.add_argument(
         "--variant", metavar="{e2gc,fggc}",
-        help="catalogue networks: e2gc (--group is G, channels per group) or fggc (--group is g, groups)",
+        help="catalogue networks: e2gc (--groups is G, channels per group) or fggc (--groups is g, groups)",
     )
-    parser.add_argument("--group", metavar="N", help="catalogue networks: G (e2gc) or g (fggc)")
+    parser.add_argument("--groups", dest="group", metavar="N", help="catalogue networks: G (e2gc) or g (fggc)")
+    deprecated_alias(parser, "--group", "--groups", dest="group")
     parser.add_argument(
         "--batch", default=None, metavar="B",
         help="frames per batch: per-frame totals are divided by it (default 1 for the catalogue, "
@@ -77,15 +78,8 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def parse_shape(text: str) -> tuple[int, ...]:
-    """argparse type: ``"2,3,224,224"`` -> ``(2, 3, 224, 224)``."""
-    try:
-        shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a shape of comma-separated integers: {text!r}") from None
-    if not shape or any(s < 1 for s in shape):
-        raise argparse.ArgumentTypeError(f"not a shape of positive integers: {text!r}")
-    return shape
+#: argparse type of --input-shape: the one shape grammar (see ``_common.shape_arg``)
+parse_shape = shape_arg
 
 
 def _int(option: str, text: str) -> int:
@@ -101,14 +95,14 @@ def run(args: argparse.Namespace) -> int:
 
     catalogue = args.arch in ARCHITECTURES
     if catalogue and (args.variant is None or args.group is None):
-        raise GroupConvError(f"{args.arch} is a catalogue network: give --variant and --group")
+        raise GroupConvError(f"{args.arch} is a catalogue network: give --variant and --groups")
     if args.json and args.csv:
         raise GroupConvError("--json and --csv each print the whole output: choose one")
     if catalogue and not (args.trace or args.input_shape or args.depth is not None or args.csv):
         from ..networks import build_network
 
         batch = _int("--batch", args.batch) if args.batch is not None else 1
-        net = build_network(args.arch, args.variant, _int("--group", args.group), batch)
+        net = build_network(args.arch, args.variant, _int("--groups", args.group), batch)
         if args.json:
             print_json(net.as_dict())
         else:
@@ -124,20 +118,14 @@ def _run_trace(args, catalogue: bool) -> int:
 
     batch = _int("--batch", args.batch) if args.batch is not None else None
     if catalogue:
-        model = resolve_model(args.arch, variant=args.variant, group=_int("--group", args.group), device="meta")
+        model = resolve_model(args.arch, variant=args.variant, group=_int("--groups", args.group), device="meta")
         shapes = args.input_shape or [(batch or 1, 3, IMAGE_SIZE, IMAGE_SIZE)]
     else:
+        model = resolve_model(args.arch)  # an unknown model is named before a missing shape
         if not args.input_shape:
             raise GroupConvError(f"model {args.arch!r} needs --input-shape (e.g. --input-shape 1,3,224,224)")
-        model = resolve_model(args.arch)
         shapes = args.input_shape
-    dtype = getattr(torch, args.input_dtype, None)
-    if not isinstance(dtype, torch.dtype):
-        raise GroupConvError(f"--input-dtype must be a torch dtype name such as float32 or int64, got {args.input_dtype!r}")
-    if dtype.is_floating_point and dtype == torch.float32:
-        inputs = list(shapes) if len(shapes) > 1 else shapes[0]
-    else:
-        inputs = tuple(torch.zeros(s, dtype=dtype) for s in shapes)
+    inputs = model_inputs(shapes, args.input_dtype)
     count = count_module(model, inputs, batch=batch, device=args.device, backward=args.mode == "forward_backward")
     if count.unsupported:
         listed = ", ".join(f"{op} x{n}" for op, n in sorted(count.unsupported.items()))

@@ -10,9 +10,10 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..errors import GroupConvError
-from ._common import float_arg, positive_int_arg, print_json
+from ._common import deprecated_alias, float_arg, positive_int_arg, print_json, shape_arg
 
 __all__ = ["register", "run"]
 
@@ -36,11 +37,13 @@ def register(subparsers) -> None:
     parser.add_argument("--sequential", action="store_true",
                         help="convert plans layer by layer, each fitted on the converted network's inputs")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                        help="progress bar over the batches on stderr (default: when stderr is a terminal)")
-    parser.add_argument("--input-shape", type=positive_int_arg, nargs="+", metavar="D",
-                        help="input shape the platform prices, batch first (default 1 x one data sample)")
-    parser.add_argument("--methods", nargs="+", choices=("gc", "bgc"), default=["gc", "bgc"],
+                        help="progress bar over the batches on stderr (default: when stderr is a terminal; -q: never)")
+    parser.add_argument("--input-shape", nargs="+", metavar="D0,D1,...",
+                        help="input shape the platform prices, batch first, e.g. 1,3,32,32 "
+                        "(default 1 x one data sample)")
+    parser.add_argument("--method", nargs="+", choices=("gc", "bgc"), default=["gc", "bgc"],
                         help="grouped forms besides dense (default gc bgc)")
+    deprecated_alias(parser, "--methods", "--method", dest="method", nargs="+", choices=("gc", "bgc"))
     parser.add_argument("--groups", type=positive_int_arg, nargs="+", metavar="N",
                         help="the N to consider (default every divisor > 1 of each layer's channels)")
     budget = parser.add_mutually_exclusive_group()
@@ -68,12 +71,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.export is not None and args.max_error is None and args.max_time_s is None and args.max_params is None:
         raise GroupConvError("--export needs a budget (--max-error, --max-time-s or --max-params) to choose a plan")
+    input_shape = _input_shape(args.input_shape)
     platform = Platform.load(args.platform)
     model = resolve_model(args.model)
     data = resolve_data(args.data)
-    progress = sys.stderr.isatty() if args.progress is None else args.progress
-    result = design(model, platform, data, methods=tuple(args.methods), groups=args.groups,
-                    input_shape=args.input_shape, max_error=args.max_error, max_time_s=args.max_time_s,
+    progress = True if args.progress is None else args.progress  # a bar on a terminal only; -q hides it
+    result = design(model, platform, data, methods=tuple(args.method), groups=args.groups,
+                    input_shape=input_shape, max_error=args.max_error, max_time_s=args.max_time_s,
                     max_params=args.max_params, objective=args.objective, aggregate=args.aggregate,
                     progress=progress, sequential=args.sequential, input_index=args.input_index)
     written = {}
@@ -84,11 +88,30 @@ def run(args: argparse.Namespace) -> int:
     if args.figure is not None:
         from ..figures.design_front import front_figure
 
-        written["figure"] = [str(p) for p in front_figure(result, out_dir=args.figure)[1]]
+        for p in front_figure(result, out_dir=args.figure)[1]:
+            written[f"figure ({p.suffix[1:].upper()})"] = str(p)
     if args.json:
         print_json({**result.as_dict(), "written": written})
     else:
-        print(result.summary())
+        print(result.summary(rows=None if args.verbose else 10))
         for k, p in written.items():
             print(f"wrote {k}: {p}")
     return 0
+
+
+def _input_shape(tokens):
+    """``--input-shape 1,3,24,24`` (the one shape grammar) or the old ``1 3 24 24`` (with a note)."""
+    if tokens is None:
+        return None
+    if len(tokens) == 1:
+        try:
+            return shape_arg(tokens[0])
+        except argparse.ArgumentTypeError as exc:
+            raise GroupConvError(f"--input-shape: {exc}") from None
+    try:
+        shape = tuple(positive_int_arg(t) for t in tokens)
+    except argparse.ArgumentTypeError as exc:
+        raise GroupConvError(f"--input-shape {' '.join(tokens)!r}: {exc}") from None
+    print(f"groupconv: note: --input-shape {' '.join(tokens)} is deprecated: use --input-shape "
+          f"{','.join(map(str, shape))}", file=sys.stderr)
+    return shape

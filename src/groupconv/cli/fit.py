@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import float_arg, positive_int_arg, print_json
+from ._common import deprecated_alias, float_arg, positive_int_arg, print_json
 
 # Kept in sync with groupconv.fit (not imported here so that building the parser stays cheap).
 _MODELS = ("paper", "macs", "gpu")
@@ -26,7 +26,8 @@ def register(subparsers) -> None:
     )
     parser.add_argument("runs", nargs="?", metavar="RUNS.csv", help="runs file to fit")
     parser.add_argument("--paper-table", choices=_TABLES, help="fit the paper's table instead of a runs file")
-    parser.add_argument("--platform", choices=_PLATFORMS, help="GPU of the paper's table (with --paper-table)")
+    parser.add_argument("--gpu", choices=_PLATFORMS, help="GPU of the paper's table (with --paper-table)")
+    deprecated_alias(parser, "--platform", "--gpu", dest="gpu", choices=_PLATFORMS)
     parser.add_argument("--model", default=_BEST, choices=_MODELS,
                         help=f"energy model (default: {_BEST}, the best on the paper's data; paper = the paper's law)")
     parser.add_argument("--alpha", type=float_arg, help="pin alpha in (0, 1] to report c (paper model only)")
@@ -53,17 +54,17 @@ def run(args: argparse.Namespace) -> int:
     if args.runs is not None and args.paper_table is not None:
         raise GroupConvError("give either RUNS.csv or --paper-table, not both")
     if args.runs is None and args.paper_table is None:
-        raise GroupConvError("nothing to fit: give RUNS.csv or --paper-table with --platform")
+        raise GroupConvError("nothing to fit: give RUNS.csv or --paper-table with --gpu")
     if args.paper_table is not None:
-        if args.platform is None:
-            raise GroupConvError(f"--paper-table {args.paper_table} needs --platform ({', '.join(_PLATFORMS)})")
+        if args.gpu is None:
+            raise GroupConvError(f"--paper-table {args.paper_table} needs --gpu ({', '.join(_PLATFORMS)})")
         for option in ("mode", "dtype", "device", "workload", "quantity", "threads"):
             if getattr(args, option) is not None:
                 raise GroupConvError(f"--{option} applies to a runs file, not to --paper-table")
-        data = paper_dataset(args.paper_table, args.platform)
+        data = paper_dataset(args.paper_table, args.gpu)
     else:
-        if args.platform is not None:
-            raise GroupConvError("--platform applies to --paper-table; filter a runs file with --device")
+        if args.gpu is not None:
+            raise GroupConvError("--gpu applies to --paper-table; filter a runs file with --device")
         data = load_runs(args.runs, mode=args.mode, dtype=args.dtype, device=args.device,
                          workload=args.workload, quantity=args.quantity, threads=args.threads)
 

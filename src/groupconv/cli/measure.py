@@ -4,7 +4,7 @@ Examples::
 
     groupconv measure layer --in-channels 64 --out-channels 64 --kernel 3 --size 14 \\
         --groups 2 4 8 16 --method gc bgc --batch 1 4 --out runs.csv
-    groupconv measure network mobilenet_v1 --variant e2gc --group 1 2 4 8 16 32 \\
+    groupconv measure network mobilenet_v1 --variant e2gc --groups 1 2 4 8 16 32 \\
         --batch 1 4 16 --device cuda --out runs.csv
     groupconv measure paper --device cuda --out runs.csv   # all of Tables III and IV
 
@@ -17,8 +17,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..errors import GroupConvError
+from ._measure_model import add_model_command
 from ..vocab import ARCHITECTURES, FLOAT_DTYPES, LAYER_METHODS, VARIANTS
 from ._common import (
+    deprecated_alias,
     int_at_least,
     nonnegative_float_arg,
     nonnegative_int_arg,
@@ -72,7 +75,6 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory step")
     parser.add_argument("--threads", type=positive_int_arg, default=None,
                         help="torch CPU threads (default: 1 on a CPU, torch's default on a GPU)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar on stderr (default: when stderr is a terminal)")
 
@@ -112,12 +114,14 @@ def register(subparsers) -> None:
                              "several group settings.")
     network.add_argument("arch", metavar="ARCH", help="mobilenet_v1 or resnext50")
     network.add_argument("--variant", required=True, choices=_VARIANTS,
-                         help="e2gc (constant channels per group: --group is G) or fggc "
-                         "(constant number of groups: --group is g)")
-    network.add_argument("--group", nargs="+", type=positive_int_arg, required=True, metavar="G",
+                         help="e2gc (constant channels per group: --groups is G) or fggc "
+                         "(constant number of groups: --groups is g)")
+    network.add_argument("--groups", dest="group", nargs="+", type=positive_int_arg, metavar="G",
                          help="group settings: G for e2gc, g for fggc (required)")
-    network.add_argument("--image-size", type=int_at_least(_MIN_IMAGE), default=224,
+    deprecated_alias(network, "--group", "--groups", dest="group", nargs="+", type=positive_int_arg)
+    network.add_argument("--size", dest="image_size", type=int_at_least(_MIN_IMAGE), default=224, metavar="S",
                          help="input height = width (default 224, the paper's)")
+    deprecated_alias(network, "--image-size", "--size", dest="image_size", type=int_at_least(_MIN_IMAGE))
     _add_common(network)
     network.set_defaults(func=run)
 
@@ -125,10 +129,13 @@ def register(subparsers) -> None:
                            description="Measure every MobileNet-V1 and ResNeXt-50 variant of the "
                            "E2GC paper's Tables III and IV at batch sizes 1, 4 and 16.")
     paper.add_argument("--arch", nargs="+", default=None, help="only these architectures")
-    paper.add_argument("--image-size", type=int_at_least(_MIN_IMAGE), default=224,
+    paper.add_argument("--size", dest="image_size", type=int_at_least(_MIN_IMAGE), default=224, metavar="S",
                        help="input height = width (default 224, the paper's)")
+    deprecated_alias(paper, "--image-size", "--size", dest="image_size", type=int_at_least(_MIN_IMAGE))
     _add_common(paper)
     paper.set_defaults(func=run)
+
+    add_model_command(sub)  # measure model MODEL: what predict takes, timed
 
 
 def _source(args: argparse.Namespace):
@@ -168,6 +175,8 @@ def run(args: argparse.Namespace) -> int:
             groups=args.groups, methods=args.method, batches=args.batch or [1], modes=args.mode,
         )
     elif args.what == "network":
+        if args.group is None:
+            raise GroupConvError("measure network needs --groups (G for e2gc, g for fggc)")
         workloads = network_workloads(
             args.arch, args.variant, args.group, batches=args.batch or [1, 4, 16],
             modes=args.mode, image_size=args.image_size,

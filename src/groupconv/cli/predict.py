@@ -2,7 +2,7 @@
 
 Examples::
 
-    groupconv predict mobilenet_v1 --variant e2gc --group 32 --input-shape 1,3,160,160 --platform p.json
+    groupconv predict mobilenet_v1 --variant e2gc --groups 32 --input-shape 1,3,160,160 --platform p.json
     groupconv predict models.py:build --input-shape 8,3,64,64 --platform p.json --json
     groupconv predict torchvision.models:resnet18 --input-shape 1,3,224,224 --platform p.json \\
         --figure out/roofline
@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import GroupConvError
-from ._common import positive_int_arg, print_json
+from ._common import deprecated_alias, model_inputs, positive_int_arg, print_json
 from .count import parse_shape
 
 __all__ = ["register", "run"]
@@ -29,13 +29,17 @@ def register(subparsers) -> None:
         description="Trace MODEL on the input shape into per-operator counts and price every "
         "operator with the platform's model of its kernel type (see docs/platform.md). MODEL is "
         "FILE.py:FACTORY, package.module:factory, a zoo name, or a catalogue network with "
-        "--variant and --group.",
+        "--variant and --groups.",
     )
     parser.add_argument("model", metavar="MODEL")
     parser.add_argument("--variant", metavar="{e2gc,fggc}", help="catalogue networks: e2gc or fggc")
-    parser.add_argument("--group", type=positive_int_arg, metavar="N", help="catalogue networks: G (e2gc) or g (fggc)")
+    parser.add_argument("--groups", dest="group", type=positive_int_arg, metavar="N",
+                        help="catalogue networks: G (e2gc) or g (fggc)")
+    deprecated_alias(parser, "--group", "--groups", dest="group", type=positive_int_arg)
     parser.add_argument("--input-shape", action="append", required=True, metavar="D0,D1,...", type=parse_shape,
                         help="input shape, batch first, e.g. 1,3,224,224 (repeat for several inputs)")
+    parser.add_argument("--input-dtype", default="float32", metavar="DTYPE",
+                        help="dtype of the inputs made from --input-shape: float32 (default), int64 (token ids) ...")
     parser.add_argument("--platform", required=True, metavar="PLATFORM.json")
     parser.add_argument("--mode", default="forward", choices=("forward", "forward_backward"),
                         help="forward (default: eval mode, no gradients) or forward_backward")
@@ -55,11 +59,10 @@ def run(args: argparse.Namespace) -> int:
         model = resolve_model(args.model, variant=args.variant, group=args.group)
     else:
         if args.variant is not None or args.group is not None:
-            raise GroupConvError(f"--variant/--group are for catalogue networks ({', '.join(ARCHITECTURES)}), "
+            raise GroupConvError(f"--variant/--groups are for catalogue networks ({', '.join(ARCHITECTURES)}), "
                                  f"not {args.model!r}")
         model = resolve_model(args.model)
-    shapes = args.input_shape
-    inputs = shapes[0] if len(shapes) == 1 else shapes
+    inputs = model_inputs(args.input_shape, args.input_dtype)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UnmeasuredKernelWarning)
         result = predict(platform, model, inputs, mode=args.mode)

@@ -3,7 +3,7 @@
 Examples::
 
     groupconv recommend mobilenet_v1 --platform platform.json --batch 8 --max-params e2gc:32
-    groupconv recommend resnext50 --platform platform.json --batch 1 --image-size 160 --json
+    groupconv recommend resnext50 --platform platform.json --batch 1 --size 160 --json
     groupconv recommend mobilenet_v1 --paper-fit P4000 --batch 16      # the paper's Table III, fitted
 """
 
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import positive_int_arg, print_json
+from ..errors import GroupConvError
+from ._common import deprecated_alias, positive_int_arg, print_json
 
 __all__ = ["register", "run"]
 
@@ -33,8 +34,9 @@ def register(subparsers) -> None:
     source.add_argument("--paper-fit", choices=_PAPER_PLATFORMS,
                         help="instead of a platform: the GPU model fitted to the paper's table of ARCH on this GPU")
     parser.add_argument("--batch", type=positive_int_arg, default=1, metavar="B", help="frames per batch (default 1)")
-    parser.add_argument("--image-size", type=positive_int_arg, default=224, metavar="S",
-                        help="input side (default 224; others need torch)")
+    parser.add_argument("--size", dest="image_size", type=positive_int_arg, default=224, metavar="S",
+                        help="input height = width (default 224; others need torch)")
+    deprecated_alias(parser, "--image-size", "--size", dest="image_size", type=positive_int_arg)
     parser.add_argument("--max-params", metavar="P",
                         help="weights budget: a number, or VARIANT:GROUP (e.g. e2gc:32) for that variant's weights")
     parser.add_argument("--max-macs", metavar="M",
@@ -51,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
     from ..networks import ARCHITECTURES
     from ..platform import Platform
 
-    v.one_of("architecture", args.arch, ARCHITECTURES)
+    if args.arch not in ARCHITECTURES:
+        raise GroupConvError(f"unknown architecture {args.arch!r}: recommend takes a catalogue network ({', '.join(ARCHITECTURES)}); "
+                             "for your own model use: groupconv design MODEL --platform P.json --data DATA")
     if args.platform is not None:
         price = Platform.load(args.platform)
     else:

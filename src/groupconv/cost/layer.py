@@ -231,5 +231,8 @@ class ConvLayer:
             "bias_params": self.bias_params,
             "macs": self.macs,
             "activations": self.activations,
-            "arithmetic_intensity": self.arithmetic_intensity,
+            # the paper's arithmetic intensity is per element; elsewhere (count's op and module
+            # tables, the roofline) it is per byte: each column says its unit
+            "macs_per_element": self.arithmetic_intensity,
+            "macs_per_byte_float32": self.batch * self.macs / self.bytes_moved("float32"),
         }

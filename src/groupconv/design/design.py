@@ -36,8 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import _validate as v
+from .. import _progress
 from .._atomic import atomic_write, atomic_write_text
-from ..errors import GroupConvError
+from ..errors import DeadChannelsWarning, ExportWarning, GroupConvError
 from ..approx.network import convert_model, replacement
 from .options import OptionTable, option_table
 from ..optimize import FrontPoint, pareto_front
@@ -98,6 +99,19 @@ class Plan:
 
     def cost(self, objective: str) -> float:
         return self.time_s if objective == "time_s" else float(self.energy_J)
+
+
+def _compact(plan: "Plan", width: int = 72) -> str:
+    """``plan.short()``, or where that is longer than ``width`` characters the count of
+    layers per form (``gc 32 x12, bgc 4 x2``); ``--json`` lists every layer."""
+    text = plan.short()
+    if len(text) <= width:
+        return text
+    counts: dict[str, int] = {}
+    for l in plan.layers:
+        key = l["method"] + ("" if l["method"] == "dense" else f" {l['groups']}")
+        counts[key] = counts.get(key, 0) + 1
+    return ", ".join(f"{k} x{n}" for k, n in counts.items())
 
 
 def plan_from_table(table: OptionTable, choice: Sequence[int], label: str = "plan",
@@ -211,19 +225,44 @@ class Design:
             "notes": list(self.notes) + list(self.table.notes),
         }
 
-    def summary(self) -> str:
+    def summary(self, rows: int | None = 10) -> str:
+        """The text report: the front (at most ``rows`` plans, evenly spread; None for all),
+        the paper's constant plans, the chosen plan, what the error means, the notes."""
         t = self.table
+        what = ("the network's output" if self.aggregate == "network_E" else "each grouped layer's own output")
         lines = [f"{len(t.layers)} eligible conv(s), {sum(len(r) for r in t.options)} options, "
                  f"{len(self.front)} plans on the front of {self.objective} against error; "
-                 f"dense model {t.base_time_s * 1e3:.4g} ms/frame, {t.base_params:,} weights"]
-        lines.append(f"{'time ms':>9} {'error':>8} {'params':>10}  plan")
-        for p in self.front:
-            lines.append(f"{p.time_s * 1e3:9.4g} {p.error:8.4f} {p.params:>10,}  {p.short()}")
+                 f"dense model {t.base_time_s * 1e3:.4g} ms/frame, {t.base_params:,} weights",
+                 f"error: the fraction of {what} lost on DATA, summed over the plan's grouped layers "
+                 "(0 exact; 1 as bad as an output of zeros; above 1 worse than zeros)"]
+        header = f"{'time ms/frame':>13} {'vs dense':>8} {'error':>8} {'weights':>10}  plan"
+
+        def row(p) -> str:
+            return (f"{p.time_s * 1e3:13.4g} {p.time_s / t.base_time_s:7.2f}x {p.error:8.4f} "
+                    f"{p.params:>10,}  {_compact(p)}")
+
+        shown = list(range(len(self.front)))
+        if rows is not None and len(shown) > rows:
+            shown = sorted({round(i * (len(shown) - 1) / (rows - 1)) for i in range(rows)})
+        lines.append("front (cheapest first)" + ("" if len(shown) == len(self.front) else
+                     f", {len(shown)} of {len(self.front)} plans (--json lists all):"))
+        lines.append(header)
+        lines += [row(self.front[i]) for i in shown]
+        if self.constant:  # one row per distinct plan (E2GC G=1 is GC N=n, ...), all its names
+            names: dict = {}
+            for p in self.constant:
+                names.setdefault(p.key(), [p]).append(p.label)
+            lines.append("the paper's constant plans, priced and scored the same way:")
+            lines += [row(ps[0]) + f"  [{' = '.join(ps[1:])}]" for ps in names.values()]
         if self.chosen is not None:
             c = self.chosen
             measured = "" if c.measured_error is None else f" (measured on the data: {c.measured_error:.4f})"
             lines.append(f"chosen ({c.label}): {c.time_s * 1e3:.4g} ms/frame, error {c.error:.4f}{measured}, "
-                         f"{c.params:,} weights: {c.short()}")
+                         f"{c.params:,} weights: {_compact(c)}")
+            if c.time_s > t.base_time_s:
+                lines.append(f"note: the chosen plan is predicted slower than the dense model "
+                             f"({c.time_s * 1e3:.4g} vs {t.base_time_s * 1e3:.4g} ms/frame): it meets the budget "
+                             "with fewer weights, not less time; --max-time-s bounds the time")
         lines += [f"note: {n}" for n in (*self.notes, *t.notes)]
         return "\n".join(lines)
 
@@ -403,13 +442,20 @@ def _rescore(model, data, table, front, constant, objective, max_error, max_time
             pool.append(p)
     reference = None
     scored = []
-    for p in pool:
+    if max_error is not None:  # the cheapest first: stop past the cost of the first that meets it
+        pool.sort(key=lambda p: p.cost(objective))
+    met = None
+    for p in _progress.progress(pool, desc="rescoring plans", unit="plan"):
+        if met is not None and p.cost(objective) > met:
+            break
         if p.key() not in cache:
             if reference is None:
                 reference = _outputs(model, data, input_index=input_index)
             new, _ = convert_plan(model, p, data, table, sequential=sequential, input_index=input_index)
             cache[p.key()] = relative_output_error(new, data, reference, input_index=input_index)
         scored.append((p, cache[p.key()]))
+        if max_error is not None and met is None and cache[p.key()] <= max_error:
+            met = p.cost(objective)
     if max_error is not None:
         ok = [(p, m) for p, m in scored if m <= max_error]
         if not ok:  # only under another budget: the dense plan measures 0
@@ -476,7 +522,7 @@ def convert_plan(model, plan: Plan, data, table: OptionTable | None = None, *, s
             by_option.setdefault((l["method"], l["groups"]), []).append(l["layer"])
     for (method, groups), names in by_option.items():
         with warnings.catch_warnings():  # rank-deficient fits are noted by option_table
-            warnings.filterwarnings("ignore", "the regressors are numerically rank-deficient", RuntimeWarning)
+            warnings.simplefilter("ignore", DeadChannelsWarning)
             converted, rep = convert_model(model, data, method=method, groups=groups, layers=names,
                                            input_index=input_index, progress=False)
         for name, r in zip(rep["layer"], rep.to_dict("records")):
@@ -488,10 +534,27 @@ def convert_plan(model, plan: Plan, data, table: OptionTable | None = None, *, s
 
 def export_plan(model, plan: Plan, data, out_dir: str | os.PathLike[str], *, sequential: bool = False,
                 input_index=None) -> dict[str, Path]:
-    """Write ``plan.json`` and ``model.pt`` (the converted model, ``torch.save``) into ``out_dir``.
+    """Write the chosen plan and the converted model into ``out_dir`` (each file written to a
+    temporary name and renamed, so a failure leaves no partial file).
 
-    ``model.pt`` loads with ``torch.load(path, weights_only=False)`` wherever the
-    model's own classes import.
+    Files
+    -----
+    ``plan.json``
+        The plan (``layers`` = ``layer, method, groups``) and the conversion report.
+    ``model.pt2``
+        The converted model as a self-contained program (:func:`torch.export.export`,
+        batch dimension dynamic): it loads in any process, without the model's source,
+        with ``torch.export.load("model.pt2").module()``.
+    ``weights.pt``
+        Its ``state_dict`` (``torch.load(path, weights_only=True)``), for rebuilding the
+        model from the plan in the user's own code.
+    ``model.pt``
+        ``torch.save`` of the module itself: ``torch.load(path, weights_only=False)``
+        wherever the model's own classes import (a model built from ``FILE.py`` is
+        pickled under the module name ``FILE``, so where ``import FILE`` works).
+
+    Returns a dict ``{"plan", "program", "weights", "model"}`` of the paths written
+    (``"program"`` absent, with a warning, when ``torch.export`` cannot trace the model).
     """
     import torch
 
@@ -500,8 +563,48 @@ def export_plan(model, plan: Plan, data, out_dir: str | os.PathLike[str], *, seq
         raise GroupConvError(f"--export {str(out)!r} exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
     new, report = convert_plan(model, plan, data, sequential=sequential, input_index=input_index)
-    plan_path, model_path = out / "plan.json", out / "model.pt"
-    atomic_write_text(plan_path, json.dumps({**plan.as_dict(), "converted": report}, indent=2) + "\n")
-    with atomic_write(model_path, "wb") as handle:  # a full disk leaves no partial model.pt
+    new.eval()
+    paths = {"plan": out / "plan.json", "program": out / "model.pt2", "weights": out / "weights.pt",
+             "model": out / "model.pt"}
+    program = _exported_program(new, data, input_index)
+    meta = {**plan.as_dict(), "converted": report,
+            "load": {"program": 'torch.export.load("model.pt2").module()' if program is not None else None,
+                     "weights": 'torch.load("weights.pt", weights_only=True)',
+                     "model": 'torch.load("model.pt", weights_only=False)  # where the model\'s classes import'}}
+    atomic_write_text(paths["plan"], json.dumps(meta, indent=2) + "\n")
+    if program is None:
+        del paths["program"]
+    else:
+        with atomic_write(paths["program"], "wb") as handle:
+            torch.export.save(program, handle)
+    with atomic_write(paths["weights"], "wb") as handle:
+        torch.save(new.state_dict(), handle)
+    with atomic_write(paths["model"], "wb") as handle:  # a full disk leaves no partial model.pt
         torch.save(new, handle)
-    return {"plan": plan_path, "model": model_path}
+    return paths
+
+
+def _exported_program(model, data, input_index=None):
+    """``torch.export`` of ``model`` on two rows of ``data``'s first batch with a dynamic
+    batch, else a static one; None (with a warning) when the model cannot be exported."""
+    import torch
+
+    from .options import check_data_fits
+
+    example = check_data_fits(model, data, input_index)[0][:2]
+    attempts = []
+    if len(example) > 1:
+        attempts.append(({0: torch.export.Dim("batch")},))
+    attempts.append(None)
+    last = None
+    for dynamic in attempts:
+        try:
+            with torch.no_grad():
+                return torch.export.export(model, (example,), dynamic_shapes=dynamic)
+        except Exception as exc:  # torch.export refuses some Python control flow
+            last = exc
+    text = str(last).strip().splitlines()
+    warnings.warn(f"the converted model cannot be exported as a program (torch.export: "
+                  f"{type(last).__name__}: {text[0] if text else ''}); model.pt and weights.pt are written",
+                  ExportWarning, stacklevel=3)
+    return None

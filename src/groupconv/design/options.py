@@ -29,12 +29,13 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from .. import _progress
 from .. import _validate as v
 from ..approx.network import approximability_of_model, replacement
 from ..approx.network import eligible_convs as dense_convs
 from ..approx.torch_layers import output_positions
 from ..cost.optimum import admissible_groups
-from ..errors import GroupConvError, UserModelError
+from ..errors import DeadChannelsWarning, GroupConvError, UserModelError
 from ..platform import UnmeasuredKernelWarning, predict
 from ..vocab import DESIGN_METHODS, GROUPED_METHODS
 
@@ -356,27 +357,25 @@ def option_table(
     approx = None
     if all_n and methods:
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", RuntimeWarning)
+            warnings.simplefilter("always", DeadChannelsWarning)
             approx = approximability_of_model(model, data, methods=tuple(methods), groups=all_n,
                                               layers=[n for n in names if candidates[n]], return_weights=True,
                                               input_index=input_index, progress=progress)
-        deficient = sorted({str(w.message).split(" group ")[0] for w in caught if "rank-deficient" in str(w.message)})
+        dead = [w for w in caught if issubclass(w.category, DeadChannelsWarning)]
+        deficient = (len(dead), sorted({str(w.message).split(" output group ")[0] for w in dead}))
         for w in caught:
-            if "rank-deficient" not in str(w.message):
+            if not issubclass(w.category, DeadChannelsWarning):
                 warnings.warn(w.message, w.category, stacklevel=2)
     else:
-        deficient = []
+        deficient = (0, [])
     shapes = _input_shapes(model, shape, names)  # each conv's input at the priced shape
     base_t, base_e, unmeasured = _price(platform, model, shape)
     notes = set(unmeasured)
     reference = _outputs(model, data, input_index=input_index) if network else None
+    batching = [None]  # whether the model passes stacked options through (checked on first use)
     rows = []
     fitted: dict = {}
-    steps = convs
-    if progress:
-        from tqdm.auto import tqdm
-
-        steps = tqdm(convs, desc="layers", unit="conv")
+    steps = _progress.progress(convs, desc="pricing and scoring layers", unit="conv") if progress else convs
     for name, conv in steps:
         in_shape = shapes[name]
         t, e, un = _price(platform, conv, in_shape)
@@ -384,26 +383,33 @@ def option_table(
         w = int(conv.weight.numel())
         out_hw = _out_positions(conv, in_shape[2:])
         row = [LayerOption(name, "dense", 1, t, e, w, w * out_hw, 0.0, 0.0, 0.0 if network else None)]
+        found = []
         for r in (approx.rows if approx is not None else ()):
             if r["layer"] != name or r["groups"] not in candidates[name]:
                 continue
             weights = approx.weights[(name, r["method"], r["groups"])]
             rep = replacement(conv, r["method"], r["groups"], weights=weights, name=name)
+            if network:
+                fitted[(name, r["method"], int(r["groups"]))] = weights
+            found.append((r, rep))
+        # every option of this layer in one pass of the network (the layers before it run once)
+        net_errors = (_network_errors(model, conv, [rep for _, rep in found], data, reference, batching,
+                                      input_index=input_index)
+                      if network else [None] * len(found))
+        for (r, rep), net_e in zip(found, net_errors):
             t, e, un = _price(platform, rep, in_shape)
             notes.update(un)
             p = sum(int(mod.weight.numel()) for mod in rep.modules() if isinstance(mod, torch.nn.Conv2d))
-            net_e = None
-            if network:
-                fitted[(name, r["method"], int(r["groups"]))] = weights
-                net_e = _network_error(model, conv, rep, data, reference, input_index)
             row.append(LayerOption(name, r["method"], int(r["groups"]), t, e, p, p * out_hw,
                                    float(r["rel_output_E"]), float(r["E"]), net_e))
         rows.append(tuple(row))
     base_params = sum(int(p.numel()) for p in model.parameters())
-    msgs = tuple(f"kernel {k} was never measured on this platform: priced from the roofline" for k in sorted(notes))
-    if deficient:
-        msgs += (f"{'; '.join(deficient)}: rank-deficient regressors (dead or constant input channels); "
-                 "the least-squares fits used a pseudo-inverse",)
+    msgs = ((f"kernel type(s) {', '.join(sorted(notes))} never measured on this platform: priced from the "
+             "roofline",) if notes else ())
+    if deficient[0]:
+        msgs += (f"{deficient[0]} least-squares fit(s) ({', '.join(deficient[1])}) had linearly dependent "
+                 "regressors (dead, constant or duplicated input channels in DATA): solved by a pseudo-inverse, "
+                 "the error stays exact (DeadChannelsWarning)",)
     return OptionTable(
         layers=tuple(n for n, _ in convs), options=tuple(rows), input_shape=tuple(shape),
         base_time_s=base_t, base_energy_J=base_e, base_params=base_params,
@@ -456,6 +462,55 @@ def _network_error(model, conv, swap, data, reference, input_index=None) -> floa
         return relative_output_error(model, data, reference, input_index=input_index)
     finally:
         handle.remove()
+
+
+def _network_errors(model, conv, swaps, data, reference, batching: list, chunk: int = 256,
+                    input_index=None) -> list[float]:
+    """:func:`_network_error` of each of ``swaps`` at ``conv``, in one pass of the network:
+    the hooked ``conv`` returns the outputs of every swap stacked along the batch, so the
+    layers before it run once and the layers after it see ``len(swaps)`` copies of each
+    chunk. The same numbers as one pass per swap (checked on the first layer: a model
+    whose later layers mix the samples of a batch falls back to one pass per swap, and so
+    does streamed or distributed data, which the stacked pass does not slice)."""
+    import torch
+
+    from ..approx import distributed
+
+    if not swaps:
+        return []
+    if (batching[0] is False or len(swaps) == 1 or not torch.is_tensor(data) or input_index is not None
+            or distributed.active()):
+        return [_network_error(model, conv, s, data, reference, input_index) for s in swaps]
+    k = len(swaps)
+    step = max(1, chunk // k)
+    sums = [0.0] * k
+    hook = conv.register_forward_hook(lambda mod, args, out: torch.cat([s(args[0]) for s in swaps]))
+    model.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, data.shape[0], step):
+                x = data[start : start + step]
+                y = model(x)
+                if not torch.is_tensor(y) or y.shape[0] != k * x.shape[0]:
+                    batching[0] = False
+                    break
+                ref = reference[start : start + x.shape[0]]
+                for i, part in enumerate(y.detach().double().split(x.shape[0])):
+                    sums[i] += float(((part - ref) ** 2).sum())
+    except Exception:  # e.g. a reshape to a fixed batch after the layer: one pass per swap
+        batching[0] = False
+    finally:
+        hook.remove()
+    if batching[0] is False:
+        return [_network_error(model, conv, s, data, reference) for s in swaps]
+    total = float((reference**2).sum())
+    errors = [s / total if total > 0 else float("nan") for s in sums]
+    if batching[0] is None:  # first use: the stacked pass must equal one pass per swap
+        single = _network_error(model, conv, swaps[-1], data, reference)
+        batching[0] = math.isclose(single, errors[-1], rel_tol=1e-6, abs_tol=1e-12)
+        if not batching[0]:
+            return [_network_error(model, conv, s, data, reference) for s in swaps]
+    return errors
 
 
 def _out_positions(conv, spatial: Sequence[int]) -> int:

@@ -147,9 +147,10 @@ class Recommendation:
         """Totals, the groups and the best paper variant as text; with ``layers``, the
         per-layer table below them (what ``groupconv recommend`` prints)."""
         unit = "ms" if self.objective == "time_s" else "mJ"
+        quantity = "time" if self.objective == "time_s" else "energy"
         lines = [
             f"{self.arch}, batch {self.batch}, {self.image_size}x{self.image_size}: predicted "
-            f"{self.objective} {self.cost * 1e3:.3f} {unit} per frame, {self.params:,} weights, {self.macs:,} MACs",
+            f"{quantity} {self.cost * 1e3:.3f} {unit} per frame, {self.params:,} weights, {self.macs:,} MACs",
             f"groups: {' '.join(str(g) for g in self.groups)}",
         ]
         within = self.variants[self.variants["within_budget"]]
@@ -160,6 +161,8 @@ class Recommendation:
         lines += [f"note: {n}" for n in self.notes]
         if layers:
             table = self.layers.drop(columns=["options"])
+            if "cost" in table:  # the price of each layer's chosen grouping, per frame, with its unit
+                table[f"{quantity}_{unit}/frame"] = table.pop("cost") * 1e3
             lines.append(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
         return "\n".join(lines)
 

@@ -61,9 +61,5 @@ def front_figure(result, out_dir: str | Path | None = None, name: str = "design_
         ax.grid(alpha=0.3, lw=0.4)
     paths = []
     if out_dir is not None:
-        paths = save_figure(fig, out_dir, name)
-        pdf = Path(out_dir) / f"{name}.pdf"
-        with atomic_write(pdf, "wb") as handle:
-            fig.savefig(handle, format="pdf", bbox_inches="tight", metadata={"CreationDate": None, "Producer": None})
-        paths.append(pdf)
+        paths = save_figure(fig, out_dir, name)  # PNG, SVG and PDF, each once
     return fig, paths

@@ -102,7 +102,7 @@ def _load(where: str, spec: str):
         path = Path(where)
         if not path.is_file():
             raise GroupConvError(f"model spec {spec!r}: no such file {where}")
-        name = f"_groupconv_user_model_{abs(hash(str(path.resolve())))}"
+        name = _module_name(path)
         loader_spec = importlib.util.spec_from_file_location(name, path)
         if loader_spec is None or loader_spec.loader is None:
             raise GroupConvError(f"model spec {spec!r}: cannot load {where} as Python")
@@ -122,3 +122,29 @@ def _load(where: str, spec: str):
         return importlib.import_module(where)
     except ImportError as exc:
         raise GroupConvError(f"model spec {spec!r}: cannot import {where} ({exc})") from None
+
+
+def _module_name(path: Path) -> str:
+    """The name a user's file is imported under: its stem where that is safe, so that what
+    is pickled from it (``torch.save`` of a model whose classes it defines) loads in
+    another process wherever the file imports (``import stem``); else a private name.
+
+    The stem is used when it is an identifier and shadows no standard-library module and
+    no other module that is imported or importable.
+    """
+    stem = path.stem
+    resolved = path.resolve()
+    if stem.isidentifier() and stem not in sys.stdlib_module_names:
+        present = sys.modules.get(stem)
+        where = getattr(present, "__file__", None)
+        if present is None:
+            try:
+                found = importlib.util.find_spec(stem)  # an installed module of that name?
+            except (ImportError, ValueError):
+                found = None
+            origin = getattr(found, "origin", None)
+            if found is None or (origin is not None and Path(origin).resolve() == resolved):
+                return stem
+        elif where is not None and Path(where).resolve() == resolved:
+            return stem
+    return f"_groupconv_user_model_{abs(hash(str(resolved)))}"

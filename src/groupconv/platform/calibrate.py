@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 
 from .. import _validate as v
-from ..errors import GroupConvError
+from ..errors import CalibrationWarning, GroupConvError
 from .fitting import fit_platform
 from .models import features_of
 from .modules import build_spec, one_copy
@@ -167,6 +167,7 @@ def calibrate(
             torch.set_num_threads(previous_threads)
             raise
     rows: dict[str, dict[str, object]] = {} if runs is None else {r["key"]: dict(r) for r in runs.rows}
+    resumed = len(rows)  # points already in the runs file, reused
     protocol = _protocol(budget_s)
     # a resumed calibration has already spent the time between its first and last rows
     begin = time.perf_counter() - _time_spent(rows.values())
@@ -196,7 +197,8 @@ def calibrate(
                 try:
                     new = _measure_spec(spec, device, dtype, threads_now, source, protocol)
                 except RuntimeError as exc:  # e.g. out of memory on a small device
-                    warnings.warn(f"calibration point {spec.key} failed: {exc}".split("\n")[0], stacklevel=2)
+                    warnings.warn(f"calibration point {spec.key} failed: {exc}".split("\n")[0], CalibrationWarning,
+                                  stacklevel=2)
                     continue
                 for row in new:
                     row.update(device_name=conditions["device_name"], torch_version=conditions["torch_version"])
@@ -227,6 +229,8 @@ def calibrate(
         "groupconv_counter": _counter_name(),
         "points_measured": len(rows),
         "points_skipped_for_budget": len(skipped),
+        "points_resumed": resumed,
+        "points_planned": len(plan),
         "clock": ("measure (mean of windows, with energy)" if source.available else
                   "cuda events (fastest window)" if device != "cpu" else
                   "thread_time (fastest window)" if threads_now == 1 else "perf_counter (fastest window)"),

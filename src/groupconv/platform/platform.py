@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .._atomic import atomic_write_text
 from ..cost import ConvLayer
-from ..errors import GroupConvError
+from ..errors import GroupConvError, UnmeasuredKernelWarning
 from ..vocab import DTYPE_BYTES, FLOAT_DTYPES
 from .correction import NetworkCorrection
 from .models import KernelModel, OpFeatures, Roofline, features_of
@@ -34,8 +34,6 @@ __all__ = ["SCHEMA_VERSION", "Platform", "UnmeasuredKernelWarning"]
 SCHEMA_VERSION = 1
 
 
-class UnmeasuredKernelWarning(UserWarning):
-    """An operator's kernel type has no fitted model: predicted from the roofline alone."""
 
 
 @dataclass(frozen=True)

@@ -117,12 +117,14 @@ class Prediction:
             f"predicted time per frame: {self.time_s * 1e3:.4g} ms   energy per frame: {energy}",
             f"MACs per frame: {self.macs:,.0f}   bytes per frame: {self.bytes:,.0f}",
             "time per kernel type:",
+            f"  {'kernel type':<14} {'time/frame':>12}  {'share':>7}",
         ]
         for kernel, t in sorted(self.by_class().items(), key=lambda kv: -kv[1]):
             lines.append(f"  {kernel:<14} {t * 1e3:9.4f} ms  {100 * t / self.time_s:5.1f} %")
         table = self.op_table()
         slowest = table.sort_values("time_s", ascending=False).head(top)
         lines.append(f"slowest {len(slowest)} of {len(table)} operators:")
+        lines.append(f"  {'module':<28} {'kernel':<12} {'bound':<7} {'time/frame':>13}  {'MACs/frame':>19}")
         for _, r in slowest.iterrows():
             lines.append(f"  {r['module'] or '(top)':<28} {r['kernel']:<12} {r['bound']:<7} {r['time_s'] * 1e6:10.1f} us  "
                          f"{r['macs']:>14,.0f} MACs")
