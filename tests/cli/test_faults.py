@@ -494,12 +494,7 @@ def _cases():
 
 CASES = _cases()
 
-#: Cases another change of issue 17 fixes (item 6, one strict shape grammar for every
-#: command): expected to fail until it lands, and to pass after (xfail, not strict).
-SHAPE_GRAMMAR = {"count--input-shape='1,,3,8,8'", "count--input-shape='x1,3,8,8'",
-                 "count--input-shape='1,3,8,8x'", "count--input-shape='1,3,8,8,'"}
-PARAMS = [pytest.param(c, id=c[0], marks=pytest.mark.xfail(strict=False, reason="issue 17 item 6: shape grammar"))
-          if c[0] in SHAPE_GRAMMAR else pytest.param(c, id=c[0]) for c in CASES]
+PARAMS = [pytest.param(c, id=c[0]) for c in CASES]
 
 
 def _fill(argv, d: Path, t: Path):
