@@ -106,3 +106,14 @@ def test_recommend_points_to_design_for_a_users_model(capsys):
     assert main(["recommend", "mynet.py:build", "--platform", "p.json"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "groupconv design MODEL" in err
+
+
+def test_recommend_prints_units(capsys):
+    from pathlib import Path
+
+    platform = Path(__file__).resolve().parents[2] / "data" / "platforms" / "cpu-epyc-1t.json"
+    assert main(["recommend", "mobilenet_v1", "--platform", str(platform), "--batch", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert " predicted time " in lines[0] and " ms per frame" in lines[0] and "time_s" not in lines[0]
+    header = next(l for l in lines if l.strip().startswith("name"))
+    assert header.split()[-1] == "time_ms/frame" and "cost" not in header.split()
