@@ -90,9 +90,14 @@ def test_warnings_are_grouped_and_labelled_by_their_source(capsys):
         for i in range(5):
             warnings.warn_explicit(f"group {i}: dead", DeadChannelsWarning, "x.py", 1, module="groupconv.x")
         warnings.warn_explicit("a torch thing", UserWarning, "/v/lib/python3.11/site-packages/torch/nn/x.py", 3)
+        # a C++ warning of torch's names the Python caller's file, here one of groupconv's
+        import groupconv.nn as caller
+        warnings.warn_explicit("padding='same' ... (Triggered internally at Convolution.cpp:1101.)", UserWarning,
+                               caller.__file__, 5)
     lines = capsys.readouterr().err.splitlines()
     assert lines == ["groupconv: warning: group 0: dead (DeadChannelsWarning) [and 4 more like it; -v shows all]",
-                     "torch: warning: a torch thing"]
+                     "torch: warning: a torch thing",
+                     "torch: warning: padding='same' ... (Triggered internally at Convolution.cpp:1101.)"]
     with reporting_warnings(1):
         for i in range(3):
             warnings.warn_explicit(f"group {i}: dead", DeadChannelsWarning, "x.py", 1, module="groupconv.x")
