@@ -107,19 +107,42 @@ def test_export_loads_in_a_fresh_process(files, tmp_path, capsys):
     assert set(state) == set(torch.load(out / "model.pt", weights_only=False).state_dict())
 
 
-def test_warnings_are_one_line_per_kind(files, capsys):
-    assert main(_design(files, "-v")) == 0
-    every = [l for l in capsys.readouterr().err.splitlines() if l]
+def test_warnings_are_one_line_per_kind(files, tmp_path, capsys):
+    """`approx` on data with two dead channels: one warning per rank-deficient fit with -v,
+    one line for the kind by default, nothing with -q."""
+    x = np.random.default_rng(0).normal(size=(64, 8, 6, 6))
+    x[:, [1, 5]] = 0.0
+    np.save(tmp_path / "dead.npy", x)
+    base = ["approx", "--data", str(tmp_path / "dead.npy"), "--out-channels", "8", "--kernel", "3",
+            "--groups", "2", "4", "--method", "gc", "bgc", "--weight-samples", "2", "--json"]
+    assert main([*base, "-v"]) == 0
+    every = capsys.readouterr().err.splitlines()
+    assert main(base) == 0
+    grouped = capsys.readouterr().err.splitlines()
+    assert main([*base, "-q"]) == 0
+    assert capsys.readouterr().err == ""
+    assert len(every) > 4 and all("(DeadChannelsWarning)" in l for l in every)
+    assert grouped == [every[0] + f" [and {len(every) - 1} more like it; -v shows all]"]
+
+
+def test_design_notes_the_dead_channels_once(files, capsys):
+    """The 5-conv ReLU CNN with dead channels: the library raises one DeadChannelsWarning
+    per rank-deficient fit; design prints none of them on stderr, one note with their count."""
+    from groupconv.approx.network import approximability_of_model
+    from groupconv.networks import resolve_model
+
+    model, data = resolve_model(f"{files / 'usernet.py'}:build"), torch.load(files / "x.pt")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        approximability_of_model(model, data, methods=("gc", "bgc"), groups=[2, 4])
+    raw = [w for w in caught if issubclass(w.category, DeadChannelsWarning)]
+    assert len(raw) > 10
     assert main(_design(files)) == 0
-    grouped = [l for l in capsys.readouterr().err.splitlines() if l]
-    assert main(_design(files, "-q")) == 0
-    quiet = capsys.readouterr().err
-    # design notes the dead-channel fits once in its output; other kinds (e.g. the
-    # roofline-priced kernels of a platform without kernel models) are one line each
-    kinds = {l.split(": warning: ")[0] + l.split("(")[-1] for l in every}
-    assert len(grouped) <= len(kinds) < len(every) or len(every) == len(grouped) <= 2
-    assert all("more like it; -v shows all" in l for l in grouped if l not in every)
-    assert quiet == ""
+    out = capsys.readouterr()
+    assert out.err == ""
+    notes = [l for l in out.out.splitlines() if "DeadChannelsWarning" in l]
+    assert len(notes) == 1 and notes[0].startswith(f"note: {len(raw)} least-squares fit(s)")
+    assert len(out.out.splitlines()) < 40
 
 
 def test_library_warnings_have_named_categories():
@@ -140,3 +163,37 @@ def test_library_warnings_have_named_categories():
     assert caught == []
     with pytest.warns(DeadChannelsWarning, match="input channel 1 identically zero"):
         GramSolver(gram_from_data(x, 3), w).solve(layout)
+
+
+def test_design_text_explains_itself(files):
+    """design's text: what the error means, the constant plans once each, a note when the
+    chosen plan is predicted slower than the dense model (here: a BGC plan put in its place)."""
+    import dataclasses
+
+    from groupconv.design import design
+    from groupconv.networks import resolve_model
+
+    model, data = resolve_model(f"{files / 'usernet.py'}:build"), torch.load(files / "x.pt")
+    result = design(model, Platform.load(files / "p.json"), data, groups=(2, 4), max_error=0.5)
+    text = result.summary()
+    assert "above 1 worse than zeros" in text and "the paper's constant plans" in text
+    assert "[gc N=2 = e2gc G=4]" in text  # one row per distinct plan, all its names
+    assert "slower than the dense model" not in text or result.chosen.time_s > result.table.base_time_s
+    slow = max(result.constant, key=lambda p: p.time_s)
+    assert slow.time_s > result.table.base_time_s
+    text = dataclasses.replace(result, chosen=slow).summary()
+    assert "note: the chosen plan is predicted slower than the dense model" in text
+    assert len(result.summary(rows=3).splitlines()) < len(result.summary(rows=None).splitlines()) or len(result.front) <= 3
+
+
+def test_calibrate_says_what_it_resumed_and_skipped():
+    import argparse
+
+    from groupconv.cli.calibrate import _points_line
+
+    meta = {"points_measured": 40, "points_resumed": 30, "points_skipped_for_budget": 1000,
+            "points_planned": 1040, "budget_s": 60.0}
+    line = _points_line(meta, argparse.Namespace(budget_s=60.0))
+    assert line == ("points: 40 of 1040 planned (30 resumed from the existing runs file, 10 measured now); "
+                    "1000 skipped for the 60 s budget (rerun with a larger --budget-s to add them: "
+                    "the runs file is resumed)")

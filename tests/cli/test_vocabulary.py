@@ -90,9 +90,14 @@ def test_warnings_are_grouped_and_labelled_by_their_source(capsys):
         for i in range(5):
             warnings.warn_explicit(f"group {i}: dead", DeadChannelsWarning, "x.py", 1, module="groupconv.x")
         warnings.warn_explicit("a torch thing", UserWarning, "/v/lib/python3.11/site-packages/torch/nn/x.py", 3)
+        # a C++ warning of torch's names the Python caller's file, here one of groupconv's
+        import groupconv.nn as caller
+        warnings.warn_explicit("padding='same' ... (Triggered internally at Convolution.cpp:1101.)", UserWarning,
+                               caller.__file__, 5)
     lines = capsys.readouterr().err.splitlines()
     assert lines == ["groupconv: warning: group 0: dead (DeadChannelsWarning) [and 4 more like it; -v shows all]",
-                     "torch: warning: a torch thing"]
+                     "torch: warning: a torch thing",
+                     "torch: warning: padding='same' ... (Triggered internally at Convolution.cpp:1101.)"]
     with reporting_warnings(1):
         for i in range(3):
             warnings.warn_explicit(f"group {i}: dead", DeadChannelsWarning, "x.py", 1, module="groupconv.x")
@@ -106,3 +111,14 @@ def test_recommend_points_to_design_for_a_users_model(capsys):
     assert main(["recommend", "mynet.py:build", "--platform", "p.json"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "groupconv design MODEL" in err
+
+
+def test_recommend_prints_units(capsys):
+    from pathlib import Path
+
+    platform = Path(__file__).resolve().parents[2] / "data" / "platforms" / "cpu-epyc-1t.json"
+    assert main(["recommend", "mobilenet_v1", "--platform", str(platform), "--batch", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert " predicted time " in lines[0] and " ms per frame" in lines[0] and "time_s" not in lines[0]
+    header = next(l for l in lines if l.strip().startswith("name"))
+    assert header.split()[-1] == "time_ms/frame" and "cost" not in header.split()

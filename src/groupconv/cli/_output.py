@@ -49,10 +49,13 @@ def verbosity(args: argparse.Namespace) -> int:
     return -1 if getattr(args, "quiet", False) else 1 if getattr(args, "verbose", False) else 0
 
 
-def _source(category, filename: str) -> str:
-    """``groupconv`` for the package's own warnings, else the top package of the file."""
+def _source(category, filename: str, text: str = "") -> str:
+    """``groupconv`` for the package's own warnings, else the top package of the file
+    (torch's C++ warnings name the Python caller's file: they say where they were triggered)."""
     if issubclass(category, GroupConvWarning):
         return "groupconv"
+    if "(Triggered internally at " in text:
+        return "torch"
     try:
         path = Path(filename).resolve()
     except (OSError, ValueError):
@@ -87,7 +90,7 @@ def reporting_warnings(level: int):
 
     def show(message, category, filename, lineno, file=None, line=None) -> None:
         text = " ".join(str(message).split())
-        source = _source(category, filename)
+        source = _source(category, filename, text)
         if level > 0:
             print(_line(source, category, text), file=sys.stderr)
         elif level == 0:
