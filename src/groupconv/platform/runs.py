@@ -20,7 +20,7 @@ __all__ = ["RUN_COLUMNS", "open_runs", "runs_path_for"]
 #: Columns of the calibration runs CSV (``time_s``/``energy_J`` are per **call**).
 RUN_COLUMNS: tuple[str, ...] = (
     "key", "phase", "kind", "spec", "kernel", "op", "batch", "copies", "calls", "macs", "bytes", "groups",
-    "cin_per_group", "cout_per_group", "out_pixels", "taps", "outer", "weight_bytes",
+    "cin_per_group", "cout_per_group", "out_pixels", "taps", "outer", "lead", "weight_bytes",
     "time_s", "time_std_s", "energy_J", "repeats", "trials", "device", "threads", "dtype", "timestamp",
 )
 
