@@ -39,6 +39,8 @@ def register(subparsers) -> None:
     parser.add_argument("--platform", required=True, metavar="PLATFORM.json")
     parser.add_argument("--mode", default="forward", choices=("forward", "forward_backward"),
                         help="forward (default: eval mode, no gradients) or forward_backward")
+    parser.add_argument("--threads", type=positive_int_arg, default=None,
+                        help="torch threads the prediction is for; must be the platform's (calibrate --threads T)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--figure", metavar="PREFIX", default=None,
                         help="also write the roofline figure PREFIX.png and PREFIX.svg")
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     inputs = shapes[0] if len(shapes) == 1 else shapes
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UnmeasuredKernelWarning)
-        result = predict(platform, model, inputs, mode=args.mode)
+        result = predict(platform, model, inputs, mode=args.mode, threads=args.threads)
     for w in caught:
         if issubclass(w.category, UnmeasuredKernelWarning):
             print(f"groupconv: warning: {w.message}", file=sys.stderr)
@@ -77,16 +79,20 @@ def run(args: argparse.Namespace) -> int:
         return 0
     energy = "n/a (no energy meter)" if result.energy_J is None else f"{result.energy_J * 1e3:.4g} mJ"
     name = platform.metadata.get("device_name", platform.device)
-    print(f"{args.model} on {name}, batch {result.batch}, {result.mode}")
+    print(f"{args.model} on {name}, batch {result.batch}, {result.mode}, {result.threads} thread(s), "
+          f"traced on {result.traced_on}")
     print(f"predicted time per frame: {result.time_s * 1e3:.4g} ms   energy per frame: {energy}")
     print(f"MACs per frame: {result.macs:,.0f}   bytes per frame: {result.bytes:,.0f}")
-    print("time per kernel type:")
-    for kernel, t in sorted(result.by_class().items(), key=lambda kv: -kv[1]):
-        print(f"  {kernel:<14} {t * 1e3:9.4f} ms  {100 * t / result.time_s:5.1f} %")
+    print("time per kernel model:")
+    for kernel, t in sorted(result.by_model().items(), key=lambda kv: -kv[1]):
+        print(f"  {kernel:<36} {t * 1e3:9.4f} ms  {100 * t / result.time_s:5.1f} %")
+    if result.roofline_ops:
+        print("priced from the roofline (no kernel model): "
+              + ", ".join(f"{op} x{n}" for op, n in result.roofline_ops.items()))
     table = result.op_table()
     top = table.sort_values("time_s", ascending=False).head(args.top)
     print(f"slowest {len(top)} of {len(table)} operators:")
     for _, r in top.iterrows():
-        print(f"  {r['module'] or '(top)':<28} {r['kernel']:<12} {r['bound']:<7} {r['time_s'] * 1e6:10.1f} us  "
+        print(f"  {r['module'] or '(top)':<28} {r['model']:<28} {r['bound']:<7} {r['time_s'] * 1e6:10.1f} us  "
               f"{r['macs']:>14,.0f} MACs")
     return 0

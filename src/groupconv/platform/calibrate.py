@@ -41,7 +41,7 @@ from .specs import Spec, network_specs, operator_specs, roofline_specs
 __all__ = ["DEFAULT_BUDGET_S", "calibrate"]
 
 #: Default budget: a complete calibration (s).
-DEFAULT_BUDGET_S = 900.0
+DEFAULT_BUDGET_S = 540.0
 
 
 def _measure_spec(spec: Spec, device: str, dtype: str, threads: int, source, protocol) -> list[dict[str, object]]:
@@ -123,7 +123,7 @@ def calibrate(
         (:func:`runs_path_for`). Without it nothing is written (and nothing resumes).
     budget_s : float
         Wall-clock budget of the measurements (s); the designed operator set is cut where
-        it runs out. Default 900 (a complete calibration on a 2-core CPU).
+        it runs out. Default 540 (a complete calibration on a 2-core CPU stays within 10 minutes, the networks and the fit included).
     threads : int, optional
         ``torch.set_num_threads`` during calibration (restored afterwards); default 1 on
         a CPU, torch's default on a GPU. The kernel a conv takes depends on it.

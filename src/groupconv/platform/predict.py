@@ -283,13 +283,13 @@ def collapse_loops(count, model):
     from dataclasses import replace
 
     types = {name: type(m).__name__ for name, m in model.named_modules()} if hasattr(model, "named_modules") else {}
-    loops = {name for name, t in types.items() if t in LOOP_MODULES and name}
+    loops = {name for name, t in types.items() if t in LOOP_MODULES}  # "" when the model is one
     if not loops:
         return count
 
     def owner(module: str) -> str | None:
         for name in loops:
-            if module == name or module.startswith(name + "."):
+            if name == "" or module == name or module.startswith(name + "."):
                 return name
         return None
 
