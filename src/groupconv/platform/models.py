@@ -242,7 +242,10 @@ def conv_is_transposed(op) -> bool:
     shapes = tuple(tuple(s) for s in op.input_shapes)
     if len(shapes) < 2 or not op.output_shapes:
         return False
-    x, w, out = shapes[0], shapes[1], tuple(op.output_shapes[0])
+    if "convolution_backward" in str(getattr(op, "op", "")) and len(shapes) >= 3:
+        out, x, w = shapes[0], shapes[1], shapes[2]  # (grad_output, input, weight)
+    else:
+        x, w, out = shapes[0], shapes[1], tuple(op.output_shapes[0])
     if len(x) < 3 or len(w) != len(x) or len(out) != len(x):
         return False
     groups = int(getattr(op, "groups", 1) or 1)
@@ -257,6 +260,8 @@ def _conv_geometry(op) -> tuple[tuple[int, ...], tuple[int, ...], int, int]:
     if len(shapes) < 2:
         raise GroupConvError(f"conv op {op.op!r} has no weight shape among its inputs {shapes}")
     x, w = shapes[0], shapes[1]
+    if "convolution_backward" in str(getattr(op, "op", "")) and len(shapes) >= 3:
+        x, w = shapes[1], shapes[2]  # (grad_output, input, weight): the forward conv's geometry
     groups = int(getattr(op, "groups", 1) or 1)
     layer = getattr(op, "layer", None)
     stride = int(getattr(layer, "stride", 1) or 1) if layer is not None else 1
@@ -310,7 +315,7 @@ def features_of(op, *, device: str = "cpu", threads: int = 1) -> OpFeatures:
     extra: dict[str, float] = {}
     if kernel.startswith("conv") and len(shapes) >= 2 and op.output_shapes:
         x, w, _, groups = _conv_geometry(op)
-        out = tuple(op.output_shapes[0])
+        out = tuple(shapes[0] if "convolution_backward" in str(op.op) else op.output_shapes[0])
         itemsize = {"float64": 8, "float16": 2, "bfloat16": 2}.get(str(getattr(op, "dtype", "float32")), 4)
         extra = {
             "weight_bytes": float(math.prod(w) * itemsize),
