@@ -84,8 +84,8 @@ def _conv_candidates(rng: np.random.Generator, n: int, batches: Sequence[int]) -
         base = max(16, int(2 ** round(np.log2(16 * 112 / h))))  # ~16 ch at 112, ~512 at 4
         cin = int(min(1024, max(8, base * 2.0 ** rng.integers(-2, 2))))
         cout = int(min(1024, max(8, cin * 2.0 ** rng.integers(-1, 3))))
-        form = rng.choice(["dense3", "pointwise", "grouped", "depthwise", "dense_k", "grouped_pw", "per_group"],
-                          p=[0.12, 0.2, 0.15, 0.15, 0.08, 0.1, 0.2])
+        form = rng.choice(["dense3", "pointwise", "grouped", "depthwise", "dense_k", "grouped_pw", "per_group", "stem"],
+                          p=[0.11, 0.19, 0.14, 0.14, 0.08, 0.1, 0.19, 0.05])
         k, groups = 3, 1
         if form == "pointwise":
             k = 1
@@ -104,7 +104,13 @@ def _conv_candidates(rng: np.random.Generator, n: int, batches: Sequence[int]) -
         elif form == "depthwise":
             k = int(rng.choice([3, 3, 5, 7]))
             cout, groups = cin, cin
+        elif form == "stem":  # the first conv on an image: three channels, a large kernel or a patch embedding
+            k = int(rng.choice([3, 4, 7, 8, 16]))
+            cin, cout = 3, int(rng.choice([16, 24, 32, 64, 96, 192]))
+            h = int(rng.choice((224, 112, 64, 32)))
         stride = int(rng.choice([1, 1, 1, 2])) if h >= 8 else 1
+        if form == "stem":
+            stride = int(rng.choice([2, 2, 4])) if k < 8 else k  # a patch embedding strides by its size
         batch = int(rng.choice(batches))
         h_out = (h + 2 * (k // 2) - k) // stride + 1
         macs = batch * cout * (cin // groups) * k * k * h_out * h_out
@@ -206,6 +212,13 @@ def _sequence_candidates(rng: np.random.Generator, n: int, batches: Sequence[int
             if b * seq * 4 * hidden * (fin + hidden) > 3e8:
                 continue
             s = make_spec("op", kind, batch=b, seq=seq, fin=fin, hidden=hidden, bidir=int(rng.integers(0, 2)))
+        elif kind == "conv1d" and rng.random() < 0.25:  # a stem on the raw signal: one channel, a long kernel
+            k = int(rng.choice((11, 40, 80, 160)))
+            stride = int(rng.choice((k // 4, k // 5, 4, 8, 16)))
+            length = int(rng.choice((4000, 8000, 16000)))
+            cout = int(rng.choice((16, 32, 64)))
+            s = make_spec("op", kind, batch=b, cin=1, cout=cout, k=k, length=length, groups=1, dilation=1,
+                          stride=max(1, stride))
         elif kind == "conv1d":
             cin = int(rng.choice((16, 32, 64, 128, 256)))
             cout = int(cin * rng.choice((1, 1, 2)))
