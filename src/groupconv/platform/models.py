@@ -116,6 +116,12 @@ FUSED_KERNELS: dict[str, str] = {
     "groupconv.rnn_loop": "rnn_loop",
 }
 FEATURES["other"] = ("log_macs", "log_bytes")
+FEATURES["view"] = ()  # no data moved, nothing computed: a constant (the dispatch)
+
+#: Features a power-law model extrapolates along (beyond its calibrated range, the call
+#: is larger or smaller); any other feature is held within its calibrated range at
+#: prediction time, so that a secondary term cannot blow up outside it.
+_EXTRAPOLATED = frozenset(("log_bytes", "log_macs"))
 
 
 @dataclass(frozen=True)
@@ -426,7 +432,13 @@ class KernelModel:
         """Predicted time (or energy) of one call."""
         if self.form == "linear":
             return float(self.c0 + sum(c * feats.value(n) for c, n in zip(self.theta, self.features)))
-        z = self.theta[0] + sum(t * feats.value(n) for t, n in zip(self.theta[1:], self.features))
+        z = self.theta[0]
+        for t, name in zip(self.theta[1:], self.features):
+            x = feats.value(name)
+            if name not in _EXTRAPOLATED and name in self.ranges:
+                lo, hi = self.ranges[name]
+                x = min(max(x, lo), hi)
+            z += t * x
         return float(self.c0 + math.exp(min(z, 50.0)))
 
     def as_dict(self) -> dict[str, object]:
