@@ -92,6 +92,14 @@ def test_bad_inputs_are_one_line(files, tmp_path, capsys):
                     "(1, 5, 8, 8)")
     _one_line_error(capsys, ["predict", f"{tmp_path}/none.py:build", "--input-shape", "1,3,8,8", "--platform",
                              str(path)], "none.py")
+    # another thread count than the platform's is refused, not silently mixed
+    _one_line_error(capsys, ["predict", f"{model}:build", "--input-shape", "1,3,8,8", "--platform", str(path),
+                             "--threads", "2"], "calibrated with 1 thread(s), the prediction asks for 2")
+    d = platform.as_dict()
+    d["metadata"]["dtype"] = "bfloat16"
+    (tmp_path / "bf16.json").write_text(json.dumps(d))
+    _one_line_error(capsys, ["predict", f"{model}:build", "--input-shape", "1,3,8,8", "--platform",
+                             str(tmp_path / "bf16.json")], "calibrated in bfloat16, the model runs in float32")
     _one_line_error(capsys, ["calibrate", "--device", "tpu", "--out", str(tmp_path / "x.json")], "tpu")
     _one_line_error(capsys, ["calibrate", "--device", "cuda:7", "--out", str(tmp_path / "x.json")], "cuda")
 

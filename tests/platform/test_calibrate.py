@@ -36,6 +36,10 @@ def test_tiny_calibration_writes_platform_and_runs(tiny, tmp_path):
     kernels = {r["kernel"] for r in rows}
     assert {"conv_mkldnn", "network"} <= kernels
     assert platform.e2gc.get("fitted_to") in (None, "time_s", "energy_J")
+    # the file says how many points each kernel model saw, and under which conditions
+    assert platform.metadata["points_per_model"] == {k: m.n for k, m in platform.time_models.items()}
+    assert platform.metadata["threads"] == 1 and platform.metadata["dtype"] == "float32" and platform.device == "cpu"
+    assert sum(int(r["calls"]) for r in rows if r["kernel"] == "conv_mkldnn") >= 1
 
 
 def test_resume_measures_only_what_is_missing(tiny, tmp_path):

@@ -19,7 +19,9 @@ def test_every_kernel_falls_in_one_group():
     from groupconv.platform import KERNELS
 
     assert {correction_group(k) for k in KERNELS} <= set(CORRECTION_GROUPS)
-    assert correction_group("conv_dw") == "conv" and correction_group("attention") == "matmul"
+    assert correction_group("conv_dw") == "conv" and correction_group("attention") == "attention"
+    assert correction_group("encoder_layer") == "attention" and correction_group("rnn") == "rnn"
+    assert correction_group("backward:conv_slow") == "conv"
     assert correction_group("norm:aten.layer_norm.default") == "norm"
     assert correction_group("softmax") == "memory"
 

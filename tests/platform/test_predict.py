@@ -80,3 +80,36 @@ def test_prediction_from_counts(hand_platform):
     direct = predict(hand_platform, _net(), (2, 3, 8, 8))
     counted = predict(hand_platform, count_module(_net(), (2, 3, 8, 8)))
     assert counted.time_s == pytest.approx(direct.time_s)
+
+
+def test_prediction_names_the_model_of_every_op_and_the_roofline_fallbacks(hand_platform):
+    with pytest.warns(UnmeasuredKernelWarning):
+        result = predict(hand_platform, _net(), (2, 3, 8, 8))
+    assert [o.model for o in result.ops] == ["conv_mkldnn", "roofline", "norm", "activation", "conv_dw", "activation"]
+    assert result.roofline_ops == {"aten.empty.memory_format (view)": 1}
+    d = result.as_dict()
+    assert d["roofline_ops"] == result.roofline_ops and d["threads"] == 1 and d["traced_on"] == "cpu"
+    assert d["by_model"]["activation"] == pytest.approx(sum(o.time_s for o in result.ops if o.model == "activation"))
+
+
+def test_other_conditions_than_the_platform_are_refused(hand_platform):
+    with pytest.raises(GroupConvError, match="calibrated with 1 thread"):
+        predict(hand_platform, _net(), (1, 3, 8, 8), threads=2)
+    with pytest.raises(GroupConvError, match="calibrated in float32, the model runs in float64"):
+        predict(hand_platform, _net().double(), (torch.zeros(1, 3, 8, 8, dtype=torch.float64),))
+    with pytest.raises(GroupConvError, match="trace must be"):
+        predict(hand_platform, _net(), (1, 3, 8, 8), trace="gpu")
+
+
+def test_a_gru_is_priced_as_one_loop_per_call_with_the_counters_totals(hand_platform):
+    from groupconv.networks import count_module
+    from groupconv.platform.predict import trace_counts
+
+    model = nn.GRU(10, 16, 2, batch_first=True)
+    x = torch.randn(1, 7, 10)
+    raw = count_module(model, (x,), device="cpu")
+    merged = trace_counts(hand_platform, model, (x,))
+    loops = [o for o in merged.ops if o.op == "groupconv.rnn_loop.default"]
+    assert len(loops) == 1 and loops[0].input_shapes[0] == (len(raw.ops) - (len(merged.ops) - 1),)
+    assert sum(o.macs for o in merged.ops) == sum(o.macs for o in raw.ops)
+    assert sum(o.bytes_read + o.bytes_written for o in merged.ops) == sum(o.bytes_read + o.bytes_written for o in raw.ops)

@@ -27,7 +27,7 @@ def register(subparsers) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--out", required=True, metavar="PLATFORM.json", help="platform file to write")
     parser.add_argument("--budget-s", type=float_arg, default=None, metavar="S",
-                        help="measurement budget in seconds (default 900: a complete calibration)")
+                        help="measurement budget in seconds (default 540: a complete calibration, <= 10 minutes with its networks)")
     parser.add_argument("--threads", type=positive_int_arg, default=None,
                         help="torch CPU threads (default: 1 on a CPU, torch's default on a GPU)")
     parser.add_argument("--dtype", default="float32", help="tensor dtype (default float32)")

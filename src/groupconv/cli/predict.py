@@ -43,6 +43,8 @@ def register(subparsers) -> None:
     parser.add_argument("--platform", required=True, metavar="PLATFORM.json")
     parser.add_argument("--mode", default="forward", choices=("forward", "forward_backward"),
                         help="forward (default: eval mode, no gradients) or forward_backward")
+    parser.add_argument("--threads", type=positive_int_arg, default=None,
+                        help="torch threads the prediction is for; must be the platform's (calibrate --threads T)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--figure", metavar="PREFIX", default=None,
                         help="also write the roofline figure PREFIX.png and PREFIX.svg")
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     inputs = model_inputs(args.input_shape, args.input_dtype)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UnmeasuredKernelWarning)
-        result = predict(platform, model, inputs, mode=args.mode)
+        result = predict(platform, model, inputs, mode=args.mode, threads=args.threads)
     for w in caught:
         if issubclass(w.category, UnmeasuredKernelWarning):
             print(f"groupconv: warning: {w.message}", file=sys.stderr)

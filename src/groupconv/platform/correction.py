@@ -20,16 +20,25 @@ from dataclasses import dataclass, fields
 __all__ = ["CORRECTION_GROUPS", "NetworkCorrection", "correction_group"]
 
 #: Groups of kernel types that share one network-correction factor.
-CORRECTION_GROUPS: tuple[str, ...] = ("conv", "matmul", "norm", "memory")
+CORRECTION_GROUPS: tuple[str, ...] = ("conv", "matmul", "attention", "rnn", "norm", "memory")
 
 
 def correction_group(kernel: str) -> str:
-    """The network-correction group of a kernel type (see :data:`CORRECTION_GROUPS`)."""
-    base = kernel.split(":")[0]
+    """The network-correction group of a kernel type (see :data:`CORRECTION_GROUPS`).
+
+    A phase prefix (``"backward:conv_slow"``) is ignored: an op is corrected with its
+    kernel's group.
+    """
+    parts = kernel.split(":")
+    base = parts[1] if parts[0] in ("forward", "backward") and len(parts) > 1 else parts[0]
     if base.startswith("conv"):
         return "conv"
-    if base in ("matmul", "attention"):
+    if base == "matmul":
         return "matmul"
+    if base in ("attention", "mha", "encoder_layer"):
+        return "attention"
+    if base == "rnn":
+        return "rnn"
     if base == "norm":
         return "norm"
     return "memory"

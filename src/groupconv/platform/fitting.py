@@ -29,8 +29,9 @@ import numpy as np
 from ..errors import GroupConvError
 from .correction import CORRECTION_GROUPS, NetworkCorrection, correction_group
 from .models import KERNELS, KernelModel, OpFeatures, Roofline, fit_kernel_model
-from .modules import synthetic_network
+from .modules import network_input, synthetic_network
 from .platform import Platform
+from .predict import trace_counts
 
 __all__ = ["fit_platform", "fit_network_correction", "fit_e2gc", "group_factors", "predict_network_raw"]
 
@@ -49,7 +50,7 @@ def _row_features(r: dict[str, object], calls: int) -> OpFeatures:
     return OpFeatures(
         kernel=str(r["kernel"]), macs=_f(r, "macs") / calls, bytes=_f(r, "bytes") / calls, groups=i("groups"),
         op=str(r.get("op") or ""), batch=i("batch"), cin_per_group=i("cin_per_group"),
-        cout_per_group=i("cout_per_group"), out_pixels=i("out_pixels"), taps=i("taps"), outer=i("outer"),
+        cout_per_group=i("cout_per_group"), out_pixels=i("out_pixels"), taps=i("taps"), outer=i("outer"), lead=i("lead"),
         weight_bytes=_f(r, "weight_bytes") or 0.0,
     )
 
@@ -106,6 +107,8 @@ def fit_platform(rows: Sequence[dict[str, object]], *, device: str, metadata: di
                         energy_models=energy_models)
     correction = fit_network_correction(platform, nets)
     e2gc = fit_e2gc(ops, has_energy)
+    metadata = dict(metadata)
+    metadata["points_per_model"] = {k: m.n for k, m in time_models.items()}
     validation = {
         "kernels": {k: {"n": m.n, "fit_mape": m.fit_mape, "cv_mape": m.cv_mape} for k, m in time_models.items()},
         "networks": [dict(n) for n in correction.networks or ()],
@@ -117,11 +120,10 @@ def fit_platform(rows: Sequence[dict[str, object]], *, device: str, metadata: di
 def predict_network_raw(platform: Platform, row: dict[str, object]) -> tuple[dict[str, float], float | None]:
     """Per-frame per-op predictions (no correction) of a synthetic network row, summed per
     correction group (:data:`CORRECTION_GROUPS`), and the energy (or None)."""
-    from ..networks import count_module
-
     p = json.loads(str(row["spec"]))
-    model = synthetic_network(str(row["kind"]))
-    count = count_module(model, (int(p["batch"]), 3, int(p["h"]), int(p["h"])))
+    kind = str(row["kind"])
+    model = synthetic_network(kind)
+    count = trace_counts(platform, model, (network_input(kind, int(p["batch"]), int(p["h"])),))
     ops, batch = count.ops, count.batch
     groups: dict[str, float] = dict.fromkeys(CORRECTION_GROUPS, 0.0)
     with warnings.catch_warnings():

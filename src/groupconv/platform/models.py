@@ -49,6 +49,8 @@ __all__ = [
     "Roofline",
     "KernelModel",
     "OpFeatures",
+    "FUSED_KERNELS",
+    "conv_is_transposed",
     "cpu_conv_uses_mkldnn",
     "kernel_of",
     "features_of",
@@ -59,10 +61,14 @@ __all__ = [
 KERNELS: tuple[str, ...] = (
     "conv_mkldnn",  # oneDNN dense / grouped conv (CPU), cuDNN on a GPU
     "conv_dw",  # depthwise conv (groups == in_channels > 1) on oneDNN / cuDNN
-    "conv_slow",  # torch's native im2col + GEMM path (CPU), a loop over groups
-    "conv_transpose",
+    "conv_slow",  # torch's native im2col + GEMM path (CPU), a loop over groups (1-D/2-D/3-D, dilated)
+    "conv_transpose",  # transposed conv on oneDNN (CPU) / cuDNN
+    "conv_transpose_slow",  # torch's native slow_conv_transpose2d/3d (CPU)
     "matmul",
-    "attention",
+    "attention",  # fused scaled-dot-product attention (flash on CPU)
+    "rnn_loop",  # a recurrent layer the CPU runs as a C++ loop of small ops (GRU, RNN): priced whole
+    "mha",  # the fused multi-head-attention fast path (_native_multi_head_attention)
+    "encoder_layer",  # the fused transformer encoder layer fast path (_transformer_encoder_layer_fwd)
     "norm",
     "elementwise",
     "activation",
@@ -87,13 +93,35 @@ _CONV_TERMS = ("macs", "weight_bytes", "act_bytes", "groups", "groups_x_batch", 
 FORMS: dict[str, str] = {k: "power" for k in KERNELS}
 #: Features of each kernel's model (log-features for "power", terms for "linear").
 FEATURES: dict[str, tuple[str, ...]] = {k: ("log_bytes", "log_outer") for k in KERNELS}
-for _k in ("conv_mkldnn", "conv_dw", "conv_slow", "conv_transpose"):
+for _k in ("conv_mkldnn", "conv_dw", "conv_slow", "conv_transpose", "conv_transpose_slow"):
     FEATURES[_k] = _CONV_TERMS
     FORMS[_k] = "linear"
-for _k in ("matmul", "attention"):
+for _k in ("matmul", "mha", "encoder_layer"):
     FEATURES[_k] = ("macs", "bytes")
     FORMS[_k] = "linear"
+# fused attention loops over batch x heads; a fused RNN layer over its time steps
+FEATURES["attention"] = ("macs", "bytes", "outer")
+FORMS["attention"] = "linear"
+FEATURES["rnn"] = ("macs", "bytes", "lead")
+FORMS["rnn"] = "linear"
+FEATURES["rnn_loop"] = ("macs", "bytes", "lead")  # lead: the number of small ops the loop dispatches
+FORMS["rnn_loop"] = "linear"
+
+#: Fused operators the CPU runs as one kernel (seen when a model is traced on the
+#: device, :mod:`groupconv.platform.predict`), by aten name: their kernel type.
+FUSED_KERNELS: dict[str, str] = {
+    "aten._native_multi_head_attention": "mha",
+    "aten._transformer_encoder_layer_fwd": "encoder_layer",
+    "aten.mkldnn_rnn_layer": "rnn",
+    "groupconv.rnn_loop": "rnn_loop",
+}
 FEATURES["other"] = ("log_macs", "log_bytes")
+FEATURES["view"] = ()  # no data moved, nothing computed: a constant (the dispatch)
+
+#: Features a power-law model extrapolates along (beyond its calibrated range, the call
+#: is larger or smaller); any other feature is held within its calibrated range at
+#: prediction time, so that a secondary term cannot blow up outside it.
+_EXTRAPOLATED = frozenset(("log_bytes", "log_macs"))
 
 
 @dataclass(frozen=True)
@@ -119,6 +147,8 @@ class OpFeatures:
     taps: int = 1
     outer: int = 1
     weight_bytes: float = 0.0
+    lead: int = 1
+    phase: str = "forward"
 
     def value(self, name: str) -> float:
         if not name.startswith("log_"):
@@ -132,6 +162,7 @@ class OpFeatures:
             "log_taps": math.log(max(self.taps, 1)),
             "log_groups": math.log(max(self.groups, 1)),
             "log_outer": math.log(max(self.outer, 1)),
+            "log_lead": math.log(max(self.lead, 1)),
         }
         return values[name]
 
@@ -149,6 +180,8 @@ class OpFeatures:
             "macs_per_cout_group": m / max(self.cout_per_group, 1),
             "macs_per_pixel": m / max(self.out_pixels, 1),
             "macs_per_min_channels_sq": m / max(small, 1) ** 2,
+            "outer": float(self.outer),
+            "lead": float(self.lead),
         }
         return float(terms[name])
 
@@ -200,12 +233,41 @@ def cpu_conv_uses_mkldnn(
     return bool(first and second)
 
 
+def conv_is_transposed(op) -> bool:
+    """Whether a conv ``OpCount`` is a transposed convolution (from its shapes).
+
+    The counter's op for ``aten.convolution`` keeps the shapes, not the ``transposed``
+    flag. A transposed conv's weight is ``(C_in, C_out / g, *k)`` (its input has
+    ``w[0]`` channels, a conv's has ``w[1] * g``), and with stride > 1 its output is
+    larger than its input plus the kernel reach (a conv's never is). A stride-1
+    transposed conv with as many input as output channels per group looks like a conv
+    and is taken as one.
+    """
+    if getattr(op, "op_class", "") == "conv_transpose":
+        return True
+    shapes = tuple(tuple(s) for s in op.input_shapes)
+    if len(shapes) < 2 or not op.output_shapes:
+        return False
+    if "convolution_backward" in str(getattr(op, "op", "")) and len(shapes) >= 3:
+        out, x, w = shapes[0], shapes[1], shapes[2]  # (grad_output, input, weight)
+    else:
+        x, w, out = shapes[0], shapes[1], tuple(op.output_shapes[0])
+    if len(x) < 3 or len(w) != len(x) or len(out) != len(x):
+        return False
+    groups = int(getattr(op, "groups", 1) or 1)
+    if x[1] != w[1] * groups and x[1] == w[0]:
+        return True
+    return any(o > i + (k - 1) for o, i, k in zip(out[2:], x[2:], w[2:]))
+
+
 def _conv_geometry(op) -> tuple[tuple[int, ...], tuple[int, ...], int, int]:
     """(input shape, weight shape, stride, groups) of a conv OpCount."""
     shapes = tuple(tuple(s) for s in op.input_shapes)
     if len(shapes) < 2:
         raise GroupConvError(f"conv op {op.op!r} has no weight shape among its inputs {shapes}")
     x, w = shapes[0], shapes[1]
+    if "convolution_backward" in str(getattr(op, "op", "")) and len(shapes) >= 3:
+        x, w = shapes[1], shapes[2]  # (grad_output, input, weight): the forward conv's geometry
     groups = int(getattr(op, "groups", 1) or 1)
     layer = getattr(op, "layer", None)
     stride = int(getattr(layer, "stride", 1) or 1) if layer is not None else 1
@@ -227,18 +289,27 @@ def kernel_of(op, *, device: str = "cpu", threads: int = 1) -> str:
     op is its ``op_class``.
     """
     op_class = getattr(op, "op_class", "other")
-    if op_class != "conv":
+    name = str(getattr(op, "op", ""))
+    packet = name.rsplit(".", 1)[0] if name.count(".") >= 2 else name
+    if packet in FUSED_KERNELS:
+        return FUSED_KERNELS[packet]
+    if op_class not in ("conv", "conv_transpose"):
         if op.macs == 0 and op.bytes_read + op.bytes_written == 0:
             return "view"
         return op_class if op_class in KERNELS else "other"
     x, w, stride, groups = _conv_geometry(op)
-    depthwise = groups > 1 and len(x) >= 2 and groups == int(x[1])
+    transposed = conv_is_transposed(op)
+    if len(x) == len(w) - 1:  # an unbatched input
+        x = (1, *x)
+    depthwise = not transposed and groups > 1 and len(x) >= 2 and groups == int(x[1])
     if device.startswith("cuda"):
-        return "conv_dw" if depthwise else "conv_mkldnn"
-    if len(x) != 4 or not cpu_conv_uses_mkldnn(
-        x, w, stride=stride, groups=groups, threads=threads, dtype=getattr(op, "dtype", "float32")
-    ):
-        return "conv_slow"
+        return "conv_transpose" if transposed else ("conv_dw" if depthwise else "conv_mkldnn")
+    # 1-D convs run as 2-D ones over a (1, L) map, 3-D as themselves: the same rule
+    if not cpu_conv_uses_mkldnn(x, w, stride=stride, groups=groups, threads=threads,
+                                dtype=getattr(op, "dtype", "float32")):
+        return "conv_transpose_slow" if transposed else "conv_slow"
+    if transposed:
+        return "conv_transpose"
     return "conv_dw" if depthwise else "conv_mkldnn"
 
 
@@ -250,7 +321,7 @@ def features_of(op, *, device: str = "cpu", threads: int = 1) -> OpFeatures:
     extra: dict[str, float] = {}
     if kernel.startswith("conv") and len(shapes) >= 2 and op.output_shapes:
         x, w, _, groups = _conv_geometry(op)
-        out = tuple(op.output_shapes[0])
+        out = tuple(shapes[0] if "convolution_backward" in str(op.op) else op.output_shapes[0])
         itemsize = {"float64": 8, "float16": 2, "bfloat16": 2}.get(str(getattr(op, "dtype", "float32")), 4)
         extra = {
             "weight_bytes": float(math.prod(w) * itemsize),
@@ -261,6 +332,7 @@ def features_of(op, *, device: str = "cpu", threads: int = 1) -> OpFeatures:
         }
     first = shapes[0] if shapes else ()
     extra.setdefault("outer", int(math.prod(first[:2])) if first else 1)
+    extra.setdefault("lead", int(first[0]) if first else 1)
     return OpFeatures(
         kernel=kernel,
         macs=float(op.macs),
@@ -268,6 +340,7 @@ def features_of(op, *, device: str = "cpu", threads: int = 1) -> OpFeatures:
         groups=int(getattr(op, "groups", 1) or 1),
         op=str(getattr(op, "op", "")),
         batch=int(batch),
+        phase=str(getattr(op, "phase", "forward") or "forward"),
         **extra,
     )
 
@@ -359,7 +432,13 @@ class KernelModel:
         """Predicted time (or energy) of one call."""
         if self.form == "linear":
             return float(self.c0 + sum(c * feats.value(n) for c, n in zip(self.theta, self.features)))
-        z = self.theta[0] + sum(t * feats.value(n) for t, n in zip(self.theta[1:], self.features))
+        z = self.theta[0]
+        for t, name in zip(self.theta[1:], self.features):
+            x = feats.value(name)
+            if name not in _EXTRAPOLATED and name in self.ranges:
+                lo, hi = self.ranges[name]
+                x = min(max(x, lo), hi)
+            z += t * x
         return float(self.c0 + math.exp(min(z, 50.0)))
 
     def as_dict(self) -> dict[str, object]:

@@ -156,6 +156,38 @@ class Platform:
             return None
         return _checked(model.predict(feats) * factor, feats, "energy", "J")
 
+    def model_name(self, op, batch: int | None = None) -> str | None:
+        """The name of the time model that prices ``op`` (``"kernel"`` or ``"kernel:op"``),
+        None where the op is priced from the roofline alone."""
+        model = _lookup(self.time_models, self.features(op, batch))
+        return None if model is None else model.kernel
+
+    @property
+    def dtype(self) -> str:
+        return str(self.metadata.get("dtype", "float32") or "float32")
+
+    def check_conditions(self, *, threads: int | None = None, dtype: str | None = None,
+                         device: str | None = None) -> None:
+        """Refuse, in one line, a prediction asked for other conditions than calibrated.
+
+        A platform prices kernels as they ran at its own thread count, dtype and device;
+        mixing conditions would be silently wrong (two threads do not halve a network's
+        time), so any mismatch is a :class:`~groupconv.errors.GroupConvError`.
+        """
+        if threads is not None and int(threads) != self.threads:
+            raise GroupConvError(
+                f"the platform was calibrated with {self.threads} thread(s), the prediction asks for {threads}: "
+                f"calibrate with --threads {threads} for that"
+            )
+        if dtype is not None and str(dtype) != self.dtype:
+            raise GroupConvError(
+                f"the platform was calibrated in {self.dtype}, the model runs in {dtype}: calibrate with --dtype {dtype}"
+            )
+        if device is not None:
+            kind = str(device).split(":")[0]
+            if kind != "meta" and kind != self.device.split(":")[0]:
+                raise GroupConvError(f"the platform is for device {self.device!r}, the model is on {str(device)!r}")
+
     def bound(self, op, batch: int | None = None) -> str:
         """``"memory"`` or ``"compute"``: the roofline class of one call."""
         feats = self.features(op, batch)
@@ -264,9 +296,20 @@ def _out_of_place(op: str) -> str:
 
 
 def _lookup(models: Mapping[str, KernelModel], feats: OpFeatures) -> KernelModel | None:
-    """The per-operator model (or that of its out-of-place twin), else the kernel type's."""
-    return (models.get(f"{feats.kernel}:{feats.op}") or models.get(f"{feats.kernel}:{_out_of_place(feats.op)}")
-            or models.get(feats.kernel))
+    """The per-operator model (or that of its out-of-place twin), else the kernel type's.
+
+    A backward op first looks for models of its phase (``"backward:kernel:op"``,
+    ``"backward:kernel"``): a platform that measured backward kernels on their own
+    prices them so; one that did not prices them with the forward models.
+    """
+    names = [f"{feats.kernel}:{feats.op}", f"{feats.kernel}:{_out_of_place(feats.op)}", feats.kernel]
+    if feats.phase != "forward":
+        names = [f"{feats.phase}:{n}" for n in names] + names
+    for name in names:
+        model = models.get(name)
+        if model is not None:
+            return model
+    return None
 
 
 def _checked(value: float, feats: OpFeatures, what: str, unit: str) -> float:

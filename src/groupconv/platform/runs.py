@@ -21,7 +21,7 @@ __all__ = ["RUN_COLUMNS", "CONDITION_COLUMNS", "check_conditions", "open_runs", 
 #: Columns of the calibration runs CSV (``time_s``/``energy_J`` are per **call**).
 RUN_COLUMNS: tuple[str, ...] = (
     "key", "phase", "kind", "spec", "kernel", "op", "batch", "copies", "calls", "macs", "bytes", "groups",
-    "cin_per_group", "cout_per_group", "out_pixels", "taps", "outer", "weight_bytes",
+    "cin_per_group", "cout_per_group", "out_pixels", "taps", "outer", "lead", "weight_bytes",
     "time_s", "time_std_s", "energy_J", "repeats", "trials", "device", "threads", "dtype", "timestamp",
     "device_name", "torch_version",
 )

@@ -26,7 +26,7 @@ import numpy as np
 
 from .models import cpu_conv_uses_mkldnn
 
-__all__ = ["Spec", "make_spec", "roofline_specs", "operator_specs", "network_specs", "spec_kernel", "farthest_first"]
+__all__ = ["SEQUENCE_KINDS", "SEQUENCE_NETWORKS", "Spec", "make_spec", "roofline_specs", "operator_specs", "network_specs", "spec_kernel", "farthest_first"]
 
 
 @dataclass(frozen=True)
@@ -84,8 +84,8 @@ def _conv_candidates(rng: np.random.Generator, n: int, batches: Sequence[int]) -
         base = max(16, int(2 ** round(np.log2(16 * 112 / h))))  # ~16 ch at 112, ~512 at 4
         cin = int(min(1024, max(8, base * 2.0 ** rng.integers(-2, 2))))
         cout = int(min(1024, max(8, cin * 2.0 ** rng.integers(-1, 3))))
-        form = rng.choice(["dense3", "pointwise", "grouped", "depthwise", "dense_k", "grouped_pw", "per_group"],
-                          p=[0.12, 0.2, 0.15, 0.15, 0.08, 0.1, 0.2])
+        form = rng.choice(["dense3", "pointwise", "grouped", "depthwise", "dense_k", "grouped_pw", "per_group", "stem"],
+                          p=[0.11, 0.19, 0.14, 0.14, 0.08, 0.1, 0.19, 0.05])
         k, groups = 3, 1
         if form == "pointwise":
             k = 1
@@ -104,7 +104,13 @@ def _conv_candidates(rng: np.random.Generator, n: int, batches: Sequence[int]) -
         elif form == "depthwise":
             k = int(rng.choice([3, 3, 5, 7]))
             cout, groups = cin, cin
+        elif form == "stem":  # the first conv on an image: three channels, a large kernel or a patch embedding
+            k = int(rng.choice([3, 4, 7, 8, 16]))
+            cin, cout = 3, int(rng.choice([16, 24, 32, 64, 96, 192]))
+            h = int(rng.choice((224, 112, 64, 32)))
         stride = int(rng.choice([1, 1, 1, 2])) if h >= 8 else 1
+        if form == "stem":
+            stride = int(rng.choice([2, 2, 4])) if k < 8 else k  # a patch embedding strides by its size
         batch = int(rng.choice(batches))
         h_out = (h + 2 * (k // 2) - k) // stride + 1
         macs = batch * cout * (cin // groups) * k * k * h_out * h_out
@@ -149,6 +155,105 @@ def _memory_candidates(rng: np.random.Generator, n: int, batches: Sequence[int])
     return out
 
 
+#: Operator kinds of networks beyond CNNs (token, attention, recurrent, 1-D, decoder ops).
+SEQUENCE_KINDS: tuple[str, ...] = ("tlinear", "sdpa", "mha", "enclayer", "tln", "tsoftmax", "tact", "permute",
+                                   "lstm", "gru", "conv1d", "convT", "interp", "embedding", "tadd")
+
+
+def _sequence_candidates(rng: np.random.Generator, n: int, batches: Sequence[int]) -> list[Spec]:
+    """Shapes of transformers, MLP-Mixers, RNNs, 1-D convnets and decoders with skips."""
+    out: list[Spec] = []
+    seen: set[str] = set()
+    tries = 0
+    while len(out) < n and tries < 50 * n:
+        tries += 1
+        kind = SEQUENCE_KINDS[len(out) % len(SEQUENCE_KINDS)] if tries < 3 * len(SEQUENCE_KINDS) else \
+            str(rng.choice(SEQUENCE_KINDS))
+        b = int(rng.choice(batches[:5]))
+        t = int(rng.choice((16, 32, 49, 64, 128, 196, 256)))
+        d = int(rng.choice((64, 96, 128, 192, 256, 384, 512)))
+        heads = int(rng.choice([h for h in (1, 2, 3, 4, 6, 8) if d % h == 0 and d // h >= 16]))
+        if kind == "tlinear":
+            fout = int(rng.choice((d // 2, d, 2 * d, 3 * d, 4 * d, 1000)))
+            if b * t * d * fout > 4e8:
+                continue
+            s = make_spec("op", kind, batch=b, t=t, fin=d, fout=fout)
+        elif kind == "sdpa":
+            if b * heads * t * t * (d // heads) > 2e8:
+                continue
+            s = make_spec("op", kind, batch=b, heads=heads, t=t, hd=d // heads, causal=int(rng.integers(0, 2)))
+        elif kind in ("mha", "enclayer"):
+            if b * t * d * d * (12 if kind == "enclayer" else 4) > 4e8:
+                continue
+            s = make_spec("op", kind, batch=b, t=t, d=d, heads=heads)
+        elif kind in ("tln", "tact", "tadd"):
+            width = int(rng.choice((d, 2 * d, 4 * d))) if kind == "tact" else d
+            if b * t * width > 4e6:
+                continue
+            extra = {"act": str(rng.choice(("gelu", "silu", "relu")))} if kind == "tact" else {}
+            s = make_spec("op", kind, batch=b, t=t, d=width, **extra)
+        elif kind == "tsoftmax":
+            if b * heads * t * t > 4e6:
+                continue
+            s = make_spec("op", kind, batch=b, heads=heads, t=t)
+        elif kind == "permute":
+            if b * t * d > 4e6:
+                continue
+            s = make_spec("op", kind, batch=b, t=t, heads=heads, hd=d // heads)
+        elif kind == "gru":
+            hidden = int(rng.choice((32, 64, 128, 256)))
+            fin = int(rng.choice((16, 40, 64, 128)))
+            seq = int(rng.choice((8, 16, 32, 64, 128)))
+            s = make_spec("op", kind, batch=b, seq=seq, fin=fin, hidden=hidden, layers=int(rng.choice((1, 1, 2))))
+        elif kind == "lstm":
+            hidden = int(rng.choice((32, 64, 128, 256, 512)))
+            fin = int(rng.choice((16, 40, 64, 128, 256)))
+            seq = int(rng.choice((8, 16, 32, 64, 128)))
+            if b * seq * 4 * hidden * (fin + hidden) > 3e8:
+                continue
+            s = make_spec("op", kind, batch=b, seq=seq, fin=fin, hidden=hidden, bidir=int(rng.integers(0, 2)))
+        elif kind == "conv1d" and rng.random() < 0.25:  # a stem on the raw signal: one channel, a long kernel
+            k = int(rng.choice((11, 40, 80, 160)))
+            stride = int(rng.choice((k // 4, k // 5, 4, 8, 16)))
+            length = int(rng.choice((4000, 8000, 16000)))
+            cout = int(rng.choice((16, 32, 64)))
+            s = make_spec("op", kind, batch=b, cin=1, cout=cout, k=k, length=length, groups=1, dilation=1,
+                          stride=max(1, stride))
+        elif kind == "conv1d":
+            cin = int(rng.choice((16, 32, 64, 128, 256)))
+            cout = int(cin * rng.choice((1, 1, 2)))
+            g = int(rng.choice([g for g in (1, 1, 2, 4, 8, cin) if cin % g == 0 and cout % g == 0]))
+            k = int(rng.choice((1, 3, 5, 7, 9)))
+            length = int(rng.choice((64, 128, 256, 512, 1024, 2048)))
+            dil = int(rng.choice((1, 1, 2, 4))) if k > 1 else 1
+            stride = int(rng.choice((1, 1, 2, 4)))
+            if b * cout * cin // g * k * length / stride > 3e8:
+                continue
+            s = make_spec("op", kind, batch=b, cin=cin, cout=cout, k=k, length=length, groups=g, dilation=dil,
+                          stride=stride)
+        elif kind == "convT":
+            h = int(rng.choice((4, 7, 8, 14, 16, 28, 32)))
+            cin = int(rng.choice((16, 32, 64, 128, 256)))
+            cout = cin // int(rng.choice((1, 2)))
+            k, st = (2, 2) if rng.integers(0, 3) else (4, 2)
+            if b * cin * cout * k * k * h * h > 3e8:
+                continue
+            s = make_spec("op", kind, batch=b, cin=cin, cout=cout, k=k, stride=st, h=h)
+        elif kind == "interp":
+            h = int(rng.choice((7, 14, 16, 28, 32, 56)))
+            c = int(rng.choice((16, 32, 64, 128, 256)))
+            if b * c * h * h * 4 > 4e6:
+                continue
+            s = make_spec("op", kind, batch=b, c=c, h=h, mode=str(rng.choice(("nearest", "bilinear"))))
+        else:  # embedding
+            vocab = int(rng.choice((1000, 5000, 30000)))
+            s = make_spec("op", kind, batch=b, t=t, vocab=vocab, d=d)
+        if s.key not in seen:
+            seen.add(s.key)
+            out.append(s)
+    return out
+
+
 def spec_kernel(s: Spec, threads: int) -> str:
     """The kernel a spec exercises (analytically, for ordering)."""
     p = s.p
@@ -158,9 +263,23 @@ def spec_kernel(s: Spec, threads: int) -> str:
         if not cpu_conv_uses_mkldnn(x, w, stride=p["stride"], groups=p["groups"], threads=threads):
             return "conv_slow"
         return "conv_dw" if p["groups"] == p["cin"] and p["groups"] > 1 else "conv_mkldnn"
+    if s.kind == "conv1d":
+        x = (p["batch"], p["cin"], p["length"])
+        w = (p["cout"], p["cin"] // p["groups"], p["k"])
+        if not cpu_conv_uses_mkldnn(x, w, stride=p["stride"], dilation=p["dilation"], groups=p["groups"],
+                                    threads=threads):
+            return "conv_slow"
+        return "conv_dw" if p["groups"] == p["cin"] and p["groups"] > 1 else "conv_mkldnn"
+    if s.kind == "convT":
+        x = (p["batch"], p["cin"], p["h"], p["h"])
+        w = (p["cin"], p["cout"], p["k"], p["k"])
+        return "conv_transpose" if cpu_conv_uses_mkldnn(x, w, stride=p["stride"], threads=threads) else \
+            "conv_transpose_slow"
     return {"bn": "norm", "ln": "norm", "act": "activation", "add": "elementwise", "maxpool": "pool",
             "avgpool": "pool", "gap": "reduction", "cat": "cat", "copy": "copy", "softmax": "softmax",
-            "linear": "matmul"}.get(s.kind, "other")
+            "linear": "matmul", "tlinear": "matmul", "sdpa": "attention", "mha": "mha", "enclayer": "encoder_layer",
+            "tln": "norm", "tsoftmax": "softmax", "tact": "activation", "permute": "copy", "lstm": "rnn", "gru": "rnn_loop",
+            "interp": "other", "embedding": "embedding", "tadd": "elementwise"}.get(s.kind, "other")
 
 
 def _spec_point(s: Spec) -> np.ndarray:
@@ -175,8 +294,11 @@ def _spec_point(s: Spec) -> np.ndarray:
         macs = p["batch"] * p["fin"] * p["fout"]
         byts = 4 * (p["batch"] * (p["fin"] + p["fout"]) + p["fin"] * p["fout"])
         return np.array([np.log(macs), np.log(byts), 0.0, 0.0, np.log(p["batch"])])
-    byts = 4 * p["batch"] * p["c"] * p["h"] ** 2
-    return np.array([0.0, np.log(byts), 0.0, 0.0, np.log(p["batch"])])
+    if "c" in p and "h" in p and s.kind not in SEQUENCE_KINDS:
+        byts = 4 * p["batch"] * p["c"] * p["h"] ** 2
+        return np.array([0.0, np.log(byts), 0.0, 0.0, np.log(p["batch"])])
+    # the other kinds: the log of each numeric parameter (one layout per kind)
+    return np.array([np.log(float(v) + 1.0) for _, v in s.params if isinstance(v, (int, float))])
 
 
 def farthest_first(specs: list[Spec]) -> list[Spec]:
@@ -199,7 +321,7 @@ def farthest_first(specs: list[Spec]) -> list[Spec]:
 
 
 def operator_specs(*, threads: int = 1, seed: int = 0, n_conv: int = 900, n_memory: int = 450,
-                   batches: Sequence[int] = (1, 1, 2, 4, 8, 16)) -> list[Spec]:
+                   n_sequence: int = 600, batches: Sequence[int] = (1, 1, 2, 4, 8, 16)) -> list[Spec]:
     """The designed operator set, ordered so that every prefix is informative.
 
     Kernels take turns (a budget of a few points still fits every kernel a little); within
@@ -207,6 +329,8 @@ def operator_specs(*, threads: int = 1, seed: int = 0, n_conv: int = 900, n_memo
     """
     rng = np.random.default_rng(seed)
     cands = _conv_candidates(rng, n_conv, batches) + _memory_candidates(rng, n_memory, batches)
+    if n_sequence:
+        cands += _sequence_candidates(np.random.default_rng(seed + 1), n_sequence, batches)
     by_kernel: dict[str, list[Spec]] = {}
     for s in cands:
         by_kernel.setdefault(spec_kernel(s, threads), []).append(s)
@@ -215,11 +339,14 @@ def operator_specs(*, threads: int = 1, seed: int = 0, n_conv: int = 900, n_memo
     for kernel, specs in sorted(by_kernel.items()):
         kinds: dict[str, list[Spec]] = {}
         for s in specs:
-            kinds.setdefault(s.kind if s.kind != "act" else f"act:{s.p['act']}", []).append(s)
+            kinds.setdefault(s.kind if s.kind not in ("act", "tact") else f"{s.kind}:{s.p['act']}", []).append(s)
         for group in kinds.values():
             queues.append(farthest_first(group))
     # convs are most of a CNN's time: give each conv queue three turns per round
     weights = [3 if q and q[0].kind == "conv" else 1 for q in queues]
+    # a network's time sits in its compute kernels: two turns for the sequence models' ones
+    weights = [2 if q and q[0].kind in ("tlinear", "sdpa", "lstm", "gru", "conv1d", "mha", "enclayer") else w
+               for q, w in zip(queues, weights)]
     out: list[Spec] = []
     while any(queues):
         for q, w in zip(queues, weights):
@@ -229,12 +356,26 @@ def operator_specs(*, threads: int = 1, seed: int = 0, n_conv: int = 900, n_memo
     return out
 
 
+#: Synthetic network families beyond CNNs (``h`` is their sequence length or map size).
+SEQUENCE_NETWORKS: tuple[tuple[str, int], ...] = (
+    ("encoder", 64), ("decoder", 96), ("rnn", 48), ("audio1d", 1024), ("skipnet", 64), ("encoder", 128),
+    ("decoder", 48), ("rnn", 96), ("audio1d", 2048), ("skipnet", 48), ("mhablock", 64), ("mhablock", 128),
+)
+
+
 def network_specs() -> list[Spec]:
-    """Small synthetic networks (not catalogue or zoo architectures) for the correction."""
+    """Small synthetic networks (not catalogue, zoo or held-out architectures) for the
+    correction: CNNs, transformer encoders and decoders, a token MLP, RNNs, 1-D convnets
+    and an encoder-decoder with skips."""
     out = []
     for net, size in (("plain", 64), ("dwsep", 96), ("resgroup", 64), ("mixer", 56), ("widedw", 128),
                       ("bottleneck", 96), ("plain", 96), ("dwsep", 64), ("resgroup", 96), ("mixer", 32),
                       ("widedw", 96), ("bottleneck", 128)):
         for batch in (1, 4):
             out.append(make_spec("network", net, batch=batch, h=size))
-    return out
+    # interleaved so that a short calibration (the first networks only) sees every family
+    interleaved: list[Spec] = []
+    seq = [make_spec("network", net, batch=batch, h=size) for net, size in SEQUENCE_NETWORKS for batch in (1, 4)]
+    for i in range(max(len(out), len(seq))):
+        interleaved += out[i:i + 1] + seq[i:i + 1]
+    return interleaved

@@ -1,0 +1,676 @@
+"""Held-out verification of the platform beyond CNN inference (issue 15): predict, then time.
+
+One resumable command per session::
+
+    PYTHONPATH=src python benchmarks/platform/heldout.py \\
+        --platform data/platforms/cpu-epyc-1t.json --platform-2t data/platforms/cpu-epyc-2t.json \\
+        --out benchmarks/platform/results/heldout
+
+Networks (none is calibrated on: the calibration's synthetic networks live in
+``groupconv.platform.modules``; these are written here, with other widths, depths and
+layouts): MobileNet-V1 and ResNeXt-50 paper variants (E2GC G = 1, 4, 32 and FgGC g = 4),
+the six zoo networks, and eleven networks of other families: a ViT/DeiT-style encoder
+(F.scaled_dot_product_attention), a Swin-like window-attention net (shifted windows), an
+MLP-Mixer, a GPT-style decoder (causal SDPA, token ids), a BERT-style ``nn.TransformerEncoder``
+(its fused fast path), a 1-D audio convnet (grouped, dilated, strided ``Conv1d``), a UNet
+(``ConvTranspose2d``, skips), an LSTM model, a GRU model and a ConvNeXt-like net.
+
+Conditions: forward at B = 1 and 8, at 1 thread (``--platform``) and at 2 threads
+(``--platform-2t``, a platform calibrated with ``--threads 2``); a training step (one
+forward + one backward, as ``groupconv.measure`` defines ``forward_backward``) at 1 thread.
+
+Measured with plain torch timing: ``torch.set_num_threads(T)``, eval mode and ``torch.no_grad()``
+(forward) or train mode with a backward from a gradient of ones (training step), a warm-up
+call, then the best of ``--calls`` calls; ``--rounds`` rounds with the networks in a new
+shuffled order; the best over the rounds is kept. Wall time and this thread's CPU time are
+recorded (the summary uses wall time, what a user sees; at 2 threads only wall time means
+anything). Every measurement is appended to ``measured.csv`` at once: a stopped run resumes.
+
+Writes ``predicted.csv``, ``measured.csv``, and for each clock (wall, thread) ``results_<clock>.csv``,
+``summary_<clock>.json`` and ``summary_<clock>.md`` (MAPE and the share of points within
++/-10 % and +/-15 % per family, per condition and per dominant kernel, the load averages)
+and one predicted-vs-measured figure per family (``figures_<clock>/<family>.png``). ``--quick``: B = 1 only, one round, the smaller half of the
+networks, forward at 1 thread only (a smoke run, minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import math
+import os
+import random
+import sys
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "src"))
+
+MEASURED_COLUMNS = ("key", "batch", "threads", "mode", "round", "time_s", "thread_time_s", "calls", "timestamp",
+                    "loadavg_1min")
+CONDITIONS = (("forward", 1), ("forward", 2), ("forward_backward", 1))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--platform", required=True, help="platform JSON calibrated at 1 thread")
+    p.add_argument("--platform-2t", default=None, help="platform JSON calibrated with --threads 2 (else: no 2-thread points)")
+    p.add_argument("--out", default=str(ROOT / "benchmarks/platform/results/heldout"))
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--calls", type=int, default=3)
+    p.add_argument("--image-size", type=int, default=112)
+    p.add_argument("--only", nargs="*", default=None, help="network keys to keep (prefix match)")
+    p.add_argument("--conditions", nargs="*", default=None, help="e.g. forward:1 forward:2 forward_backward:1")
+    p.add_argument("--quick", action="store_true", help="a smoke run: B = 1, one round, small networks, forward 1 thread")
+    p.add_argument("--no-measure", action="store_true", help="predict and summarise only")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--clock", choices=("wall", "thread"), default="wall",
+                   help="what the summary compares at 1 thread: wall time (default, what a user sees) or this "
+                        "thread's CPU time (robust on a shared machine); 2-thread points always use wall time")
+    return p.parse_args(argv)
+
+
+# ----------------------------------------------------------------------------- networks
+def _vit(image: int):
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self, d, h):
+            super().__init__()
+            self.h = h
+            self.n1, self.n2 = nn.LayerNorm(d), nn.LayerNorm(d)
+            self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+            self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+
+        def forward(self, x):
+            b, t, d = x.shape
+            q, k, v = self.qkv(self.n1(x)).reshape(b, t, 3, self.h, d // self.h).permute(2, 0, 3, 1, 4)
+            x = x + self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, t, d))
+            return x + self.mlp(self.n2(x))
+
+    class ViT(nn.Module):  # DeiT-tiny-like: patch 16 -> at 112 px 49 tokens + cls
+        def __init__(self, d=192, depth=6, heads=3, patch=8):
+            super().__init__()
+            self.embed = nn.Conv2d(3, d, patch, patch)
+            n = (image // patch) ** 2
+            self.cls = nn.Parameter(torch.zeros(1, 1, d))
+            self.pos = nn.Parameter(torch.zeros(1, n + 1, d))
+            self.blocks = nn.Sequential(*[Block(d, heads) for _ in range(depth)])
+            self.norm, self.head = nn.LayerNorm(d), nn.Linear(d, 1000)
+
+        def forward(self, x):
+            x = self.embed(x).flatten(2).transpose(1, 2)
+            x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], 1) + self.pos
+            return self.head(self.norm(self.blocks(x))[:, 0])
+
+    return ViT()
+
+
+def _swin(image: int):
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class WindowBlock(nn.Module):
+        def __init__(self, d, h, window, shift):
+            super().__init__()
+            self.h, self.w, self.shift = h, window, shift
+            self.n1, self.n2 = nn.LayerNorm(d), nn.LayerNorm(d)
+            self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+            self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+
+        def forward(self, x):  # x: (B, H, W, C)
+            b, hh, ww, c = x.shape
+            y = self.n1(x)
+            if self.shift:
+                y = torch.roll(y, (-self.shift, -self.shift), (1, 2))
+            w = self.w
+            y = y.view(b, hh // w, w, ww // w, w, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, w * w, c)
+            n = y.shape[0]
+            q, k, v = self.qkv(y).reshape(n, w * w, 3, self.h, c // self.h).permute(2, 0, 3, 1, 4)
+            y = self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(n, w * w, c))
+            y = y.view(b, hh // w, ww // w, w, w, c).permute(0, 1, 3, 2, 4, 5).reshape(b, hh, ww, c)
+            if self.shift:
+                y = torch.roll(y, (self.shift, self.shift), (1, 2))
+            x = x + y
+            return x + self.mlp(self.n2(x))
+
+    class Merge(nn.Module):
+        def __init__(self, d):
+            super().__init__()
+            self.norm, self.red = nn.LayerNorm(4 * d), nn.Linear(4 * d, 2 * d, bias=False)
+
+        def forward(self, x):
+            x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], -1)
+            return self.red(self.norm(x))
+
+    class Swin(nn.Module):
+        def __init__(self, d=64):
+            super().__init__()
+            self.embed = nn.Conv2d(3, d, 4, 4)
+            self.s1 = nn.Sequential(WindowBlock(d, 2, 7, 0), WindowBlock(d, 2, 7, 3))
+            self.m1 = Merge(d)
+            self.s2 = nn.Sequential(WindowBlock(2 * d, 4, 7, 0), WindowBlock(2 * d, 4, 7, 3))
+            self.norm, self.head = nn.LayerNorm(2 * d), nn.Linear(2 * d, 1000)
+
+        def forward(self, x):
+            x = self.embed(x).permute(0, 2, 3, 1)
+            x = self.s2(self.m1(self.s1(x)))
+            return self.head(self.norm(x).mean((1, 2)))
+
+    return Swin()
+
+
+def _mixer(image: int):
+    from torch import nn
+
+    class MixerBlock(nn.Module):
+        def __init__(self, tokens, d):
+            super().__init__()
+            self.n1, self.n2 = nn.LayerNorm(d), nn.LayerNorm(d)
+            self.tok = nn.Sequential(nn.Linear(tokens, 2 * tokens), nn.GELU(), nn.Linear(2 * tokens, tokens))
+            self.ch = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+
+        def forward(self, x):
+            x = x + self.tok(self.n1(x).transpose(1, 2)).transpose(1, 2)
+            return x + self.ch(self.n2(x))
+
+    class Mixer(nn.Module):
+        def __init__(self, d=128, depth=6, patch=8):
+            super().__init__()
+            t = (image // patch) ** 2
+            self.embed = nn.Conv2d(3, d, patch, patch)
+            self.blocks = nn.Sequential(*[MixerBlock(t, d) for _ in range(depth)])
+            self.norm, self.head = nn.LayerNorm(d), nn.Linear(d, 1000)
+
+        def forward(self, x):
+            x = self.embed(x).flatten(2).transpose(1, 2)
+            return self.head(self.norm(self.blocks(x)).mean(1))
+
+    return Mixer()
+
+
+VOCAB, CONTEXT = 8000, 128
+
+
+def _gpt():
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self, d, h):
+            super().__init__()
+            self.h = h
+            self.n1, self.n2 = nn.LayerNorm(d), nn.LayerNorm(d)
+            self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+            self.fc1, self.fc2 = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+
+        def forward(self, x):
+            b, t, d = x.shape
+            q, k, v = self.qkv(self.n1(x)).split(d, dim=2)
+            q, k, v = (z.view(b, t, self.h, d // self.h).transpose(1, 2) for z in (q, k, v))
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).contiguous().view(b, t, d)
+            x = x + self.proj(y)
+            return x + self.fc2(F.gelu(self.fc1(self.n2(x)), approximate="tanh"))
+
+    class GPT(nn.Module):
+        def __init__(self, d=192, depth=4, heads=6):
+            super().__init__()
+            self.tok, self.pos = nn.Embedding(VOCAB, d), nn.Embedding(CONTEXT, d)
+            self.blocks = nn.Sequential(*[Block(d, heads) for _ in range(depth)])
+            self.norm = nn.LayerNorm(d)
+            self.head = nn.Linear(d, VOCAB, bias=False)
+
+        def forward(self, ids):
+            pos = torch.arange(ids.shape[1], device=ids.device)
+            return self.head(self.norm(self.blocks(self.tok(ids) + self.pos(pos))))
+
+    return GPT()
+
+
+def _bert():
+    import torch
+    from torch import nn
+
+    class BERT(nn.Module):
+        def __init__(self, d=256, depth=4, heads=4):
+            super().__init__()
+            self.tok, self.pos = nn.Embedding(VOCAB, d), nn.Embedding(CONTEXT, d)
+            self.norm = nn.LayerNorm(d)
+            layer = nn.TransformerEncoderLayer(d, heads, 4 * d, dropout=0.1, activation="gelu", batch_first=True)
+            self.body = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+            self.pool = nn.Linear(d, d)
+
+        def forward(self, ids):
+            pos = torch.arange(ids.shape[1], device=ids.device)
+            x = self.body(self.norm(self.tok(ids) + self.pos(pos)))
+            return torch.tanh(self.pool(x[:, 0]))
+
+    return BERT()
+
+
+SAMPLES = 16000
+
+
+def _audio():
+    from torch import nn
+
+    def block(cin, cout, k, s=1, d=1, g=1):
+        return [nn.Conv1d(cin, cout, k, s, d * (k // 2), dilation=d, groups=g, bias=False), nn.BatchNorm1d(cout),
+                nn.GELU()]
+
+    return nn.Sequential(
+        *block(1, 32, 80, s=16), *block(32, 64, 3, s=2), *block(64, 64, 3, d=2, g=8), *block(64, 128, 3, s=2),
+        *block(128, 128, 3, d=4, g=16), *block(128, 128, 9, g=128), *block(128, 256, 1), *block(256, 256, 3, s=2, g=4),
+        nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(256, 35),
+    )
+
+
+def _unet(image: int):
+    import torch
+    from torch import nn
+
+    def double(cin, cout):
+        return nn.Sequential(nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+                             nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+    class UNet(nn.Module):
+        def __init__(self, c=16):
+            super().__init__()
+            self.d1, self.d2, self.d3, self.mid = double(3, c), double(c, 2 * c), double(2 * c, 4 * c), double(4 * c, 8 * c)
+            self.pool = nn.MaxPool2d(2)
+            self.u3, self.c3 = nn.ConvTranspose2d(8 * c, 4 * c, 2, 2), double(8 * c, 4 * c)
+            self.u2, self.c2 = nn.ConvTranspose2d(4 * c, 2 * c, 2, 2), double(4 * c, 2 * c)
+            self.u1, self.c1 = nn.ConvTranspose2d(2 * c, c, 2, 2), double(2 * c, c)
+            self.out = nn.Conv2d(c, 2, 1)
+
+        def forward(self, x):
+            a = self.d1(x)
+            b = self.d2(self.pool(a))
+            c = self.d3(self.pool(b))
+            m = self.mid(self.pool(c))
+            y = self.c3(torch.cat([self.u3(m), c], 1))
+            y = self.c2(torch.cat([self.u2(y), b], 1))
+            y = self.c1(torch.cat([self.u1(y), a], 1))
+            return self.out(y)
+
+    return UNet()
+
+
+FRAMES, FEATURES = 100, 80
+
+
+def _lstm():
+    from torch import nn
+
+    class LSTMModel(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.LSTM(FEATURES, 192, 2, batch_first=True, bidirectional=True)
+            self.head = nn.Linear(384, 30)
+
+        def forward(self, x):
+            return self.head(self.rnn(x)[0])
+
+    return LSTMModel()
+
+
+def _gru():
+    from torch import nn
+
+    class GRUModel(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.GRU(FEATURES, 128, 2, batch_first=True)
+            self.head = nn.Linear(128, 30)
+
+        def forward(self, x):
+            return self.head(self.rnn(x)[0][:, -1])
+
+    return GRUModel()
+
+
+def _convnext(image: int):
+    import torch
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self, d):
+            super().__init__()
+            self.dw = nn.Conv2d(d, d, 7, 1, 3, groups=d)
+            self.norm = nn.LayerNorm(d)
+            self.fc1, self.act, self.fc2 = nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d)
+            self.gamma = nn.Parameter(torch.full((d,), 1e-6))
+
+        def forward(self, x):
+            y = self.dw(x).permute(0, 2, 3, 1)
+            y = self.gamma * self.fc2(self.act(self.fc1(self.norm(y))))
+            return x + y.permute(0, 3, 1, 2)
+
+    class Down(nn.Module):
+        def __init__(self, cin, cout):
+            super().__init__()
+            self.norm, self.conv = nn.LayerNorm(cin), nn.Conv2d(cin, cout, 2, 2)
+
+        def forward(self, x):
+            return self.conv(self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
+
+    class ConvNeXt(nn.Module):
+        def __init__(self, dims=(40, 80, 160, 320), depths=(2, 2, 4, 2)):
+            super().__init__()
+            layers = [nn.Conv2d(3, dims[0], 4, 4)]
+            for i, (d, n) in enumerate(zip(dims, depths)):
+                if i:
+                    layers.append(Down(dims[i - 1], d))
+                layers += [Block(d) for _ in range(n)]
+            self.body = nn.Sequential(*layers)
+            self.norm, self.head = nn.LayerNorm(dims[-1]), nn.Linear(dims[-1], 1000)
+
+        def forward(self, x):
+            return self.head(self.norm(self.body(x).mean((2, 3))))
+
+    return ConvNeXt()
+
+
+def networks(image: int):
+    """(key, family, builder, input maker) of every held-out network."""
+    import torch
+
+    from groupconv.networks import build_module
+    from groupconv.networks.zoo import ZOO, build_zoo
+
+    img = lambda b: torch.randn(b, 3, image, image)  # noqa: E731
+    ids = lambda b: torch.randint(0, VOCAB, (b, CONTEXT))  # noqa: E731
+    out = []
+    for arch in ("mobilenet_v1", "resnext50"):
+        for variant, group in (("e2gc", 1), ("e2gc", 4), ("e2gc", 32), ("fggc", 4)):
+            out.append((f"{arch}/{variant}/{group}", f"paper {arch}",
+                        lambda a=arch, v=variant, g=group: build_module(a, v, g), img))
+    for name in ZOO:
+        out.append((f"zoo/{name}", "zoo", lambda n=name: build_zoo(n, image), img))
+    out += [
+        ("vit_small_deit", "transformer", lambda: _vit(image), img),
+        ("swin_window", "transformer", lambda: _swin(image), img),
+        ("mlp_mixer", "mixer", lambda: _mixer(image), img),
+        ("gpt_decoder", "transformer", _gpt, ids),
+        ("bert_encoder", "transformer", _bert, ids),
+        ("audio_conv1d", "1-D conv", _audio, lambda b: torch.randn(b, 1, SAMPLES)),
+        ("unet", "encoder-decoder", lambda: _unet(image), img),
+        ("lstm_model", "rnn", _lstm, lambda b: torch.randn(b, FRAMES, FEATURES)),
+        ("gru_model", "rnn", _gru, lambda b: torch.randn(b, FRAMES, FEATURES)),
+        ("convnext_like", "convnext", lambda: _convnext(image), img),
+    ]
+    return out
+
+
+QUICK = ("mobilenet_v1/e2gc/1", "mobilenet_v1/e2gc/4", "zoo/mobilenet_v2", "zoo/resnet18", "vit_small_deit",
+         "mlp_mixer", "gpt_decoder", "bert_encoder", "audio_conv1d", "unet", "lstm_model", "gru_model",
+         "swin_window", "convnext_like")
+
+
+# ----------------------------------------------------------------------------- predicting
+def predict_all(platforms, nets, batches, conditions):
+    import torch
+
+    from groupconv.platform import UnmeasuredKernelWarning, predict
+
+    rows = []
+    for key, family, build, make_input in nets:
+        torch.manual_seed(0)
+        model = build()
+        for mode, threads in conditions:
+            platform = platforms.get(threads)
+            if platform is None:
+                continue
+            for batch in batches:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UnmeasuredKernelWarning)  # named in roofline_ops
+                    pred = predict(platform, model, (make_input(batch),), mode=mode, threads=threads)
+                by_kernel = pred.by_class()
+                top = max(by_kernel, key=by_kernel.get)
+                rows.append({"key": key, "family": family, "batch": batch, "threads": threads, "mode": mode,
+                             "predicted_s": pred.time_s, "top_kernel": top,
+                             "top_share": by_kernel[top] / pred.time_s,
+                             "roofline_ops": sum(pred.roofline_ops.values()),
+                             "unmeasured": " ".join(pred.unmeasured)})
+    return rows
+
+
+# ----------------------------------------------------------------------------- measuring
+def _done(path: Path, clock: str = "wall"):
+    out = {}
+    if path.exists():
+        with path.open() as f:
+            for row in csv.DictReader(f):
+                threads = int(row["threads"])
+                column = "thread_time_s" if clock == "thread" and threads == 1 else "time_s"
+                out[(row["key"], int(row["batch"]), threads, row["mode"], int(row["round"]))] = float(row[column])
+    return out
+
+
+def _time_once(model, x, mode, calls):
+    import torch
+
+    best, best_cpu = math.inf, math.inf
+    if mode == "forward":
+        model.eval()
+        with torch.no_grad():
+            model(x)
+            for _ in range(calls):
+                t0, c0 = time.perf_counter(), time.thread_time()
+                model(x)
+                best, best_cpu = min(best, time.perf_counter() - t0), min(best_cpu, time.thread_time() - c0)
+        return best, best_cpu
+    model.train()
+
+    def step():
+        for p in model.parameters():
+            p.grad = None
+        y = model(x)
+        y.backward(torch.ones_like(y))
+
+    step()
+    for _ in range(calls):
+        t0, c0 = time.perf_counter(), time.thread_time()
+        step()
+        best, best_cpu = min(best, time.perf_counter() - t0), min(best_cpu, time.thread_time() - c0)
+    return best, best_cpu
+
+
+def measure_all(nets, batches, conditions, rounds, calls, seed, path: Path):
+    import torch
+
+    done = _done(path)
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        writer = csv.writer(f)
+        if new:
+            writer.writerow(MEASURED_COLUMNS)
+            f.flush()
+        previous = torch.get_num_threads()
+        try:
+            for r in range(rounds):
+                rng = random.Random(seed * 1000 + r)
+                order = list(nets)
+                rng.shuffle(order)
+                for key, _family, build, make_input in order:
+                    todo = [(m, t, b) for m, t in conditions for b in batches if (key, b, t, m, r) not in done]
+                    if not todo:
+                        continue
+                    rng.shuffle(todo)
+                    torch.manual_seed(seed)
+                    model = build()
+                    for mode, threads, batch in todo:
+                        torch.set_num_threads(threads)
+                        x = make_input(batch)
+                        wall, cpu = _time_once(model, x, mode, calls)
+                        done[(key, batch, threads, mode, r)] = wall / batch
+                        writer.writerow([key, batch, threads, mode, r, f"{wall / batch:.9g}", f"{cpu / batch:.9g}", calls,
+                                         dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                                         f"{os.getloadavg()[0]:.2f}"])
+                        f.flush()
+        finally:
+            torch.set_num_threads(previous)
+    return done
+
+
+# ----------------------------------------------------------------------------- summarising
+def _stats(errors):
+    import numpy as np
+
+    e = np.abs(np.asarray(errors, dtype=float))
+    if not len(e):
+        return {"n": 0}
+    return {"n": int(len(e)), "mape": float(e.mean()), "within_10": float((e <= 0.10).mean()),
+            "within_15": float((e <= 0.15).mean()), "max": float(e.max())}
+
+
+def summarise(pred_rows, done):
+    best: dict[tuple, float] = {}
+    for (key, b, t, m, _r), v in done.items():
+        best[(key, b, t, m)] = min(v, best.get((key, b, t, m), math.inf))
+    rows = []
+    for p in pred_rows:
+        k = (p["key"], p["batch"], p["threads"], p["mode"])
+        if k not in best:
+            continue
+        rows.append(dict(p, measured_s=best[k], error=p["predicted_s"] / best[k] - 1.0))
+    out = {"conditions": {}, "families": {}, "kernels": {}}
+    for mode, threads in CONDITIONS:
+        sel = [r for r in rows if r["mode"] == mode and r["threads"] == threads]
+        if not sel:
+            continue
+        cond = f"{mode}@{threads}t"
+        out["conditions"][cond] = _stats([r["error"] for r in sel])
+        out["families"][cond] = {f: _stats([r["error"] for r in sel if r["family"] == f])
+                                 for f in sorted({r["family"] for r in sel})}
+        out["kernels"][cond] = {k: _stats([r["error"] for r in sel if r["top_kernel"] == k])
+                                for k in sorted({r["top_kernel"] for r in sel})}
+    return rows, out
+
+
+def write_markdown(path: Path, summary, meta, rows):
+    lines = [f"# Held-out verification ({meta['created']})", "",
+             f"platform (1 thread): `{meta['platform']}`; 2 threads: `{meta['platform_2t']}`; image {meta['image_size']} px; "
+             f"{meta['rounds']} round(s) x best of {meta['calls']}; clock {meta['clock']} (1 thread); "
+             f"1-min load average (2 cores) during the measurements {meta.get('load_during_measurements')}", ""]
+    for cond, s in summary["conditions"].items():
+        lines += [f"## {cond}: MAPE {100 * s['mape']:.1f} %, within 10 % {100 * s['within_10']:.0f} %, "
+                  f"within 15 % {100 * s['within_15']:.0f} % ({s['n']} points)", "",
+                  "| family | n | MAPE | within 10 % | within 15 % | worst |", "| --- | --- | --- | --- | --- | --- |"]
+        for fam, f in summary["families"][cond].items():
+            lines.append(f"| {fam} | {f['n']} | {100 * f['mape']:.1f} % | {100 * f['within_10']:.0f} % | "
+                         f"{100 * f['within_15']:.0f} % | {100 * f['max']:.0f} % |")
+        lines += ["", "| dominant kernel (predicted) | n | MAPE | within 15 % |", "| --- | --- | --- | --- |"]
+        for k, f in summary["kernels"][cond].items():
+            lines.append(f"| {k} | {f['n']} | {100 * f['mape']:.1f} % | {100 * f['within_15']:.0f} % |")
+        lines.append("")
+    lines += ["## Every point", "", "| network | B | threads | mode | predicted ms | measured ms | error |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in sorted(rows, key=lambda r: (r["mode"], r["threads"], r["family"], r["key"], r["batch"])):
+        lines.append(f"| {r['key']} | {r['batch']} | {r['threads']} | {r['mode']} | {1e3 * r['predicted_s']:.3f} | "
+                     f"{1e3 * r['measured_s']:.3f} | {100 * r['error']:+.1f} % |")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def figures(rows, out_dir: Path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    marks = {("forward", 1): "o", ("forward", 2): "s", ("forward_backward", 1): "^"}
+    for fam in sorted({r["family"] for r in rows}):
+        sel = [r for r in rows if r["family"] == fam]
+        fig, ax = plt.subplots(figsize=(4.2, 4.0))
+        for (mode, threads), m in marks.items():
+            pts = [r for r in sel if r["mode"] == mode and r["threads"] == threads]
+            if pts:
+                ax.scatter([1e3 * r["measured_s"] for r in pts], [1e3 * r["predicted_s"] for r in pts], marker=m,
+                           label=f"{mode} {threads}t", alpha=0.8)
+        lo = min(min(r["measured_s"], r["predicted_s"]) for r in sel) * 1e3 / 1.3
+        hi = max(max(r["measured_s"], r["predicted_s"]) for r in sel) * 1e3 * 1.3
+        ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
+        ax.fill_between([lo, hi], [lo / 1.15, hi / 1.15], [lo * 1.15, hi * 1.15], color="0.9", zorder=0)
+        ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), xlabel="measured ms / frame",
+               ylabel="predicted ms / frame", title=fam)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out_dir / f"{fam.replace(' ', '_').replace('/', '-')}.png", dpi=110, metadata={"Software": None})
+        plt.close(fig)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    from groupconv.platform import Platform
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    batches = [1] if args.quick else args.batches
+    rounds = 1 if args.quick else args.rounds
+    conditions = [("forward", 1)] if args.quick else list(CONDITIONS)
+    if args.conditions:
+        conditions = [(c.split(":")[0], int(c.split(":")[1])) for c in args.conditions]
+    platforms = {1: Platform.load(args.platform)}
+    if args.platform_2t:
+        platforms[2] = Platform.load(args.platform_2t)
+    conditions = [(m, t) for m, t in conditions if t in platforms]
+    nets = networks(args.image_size)
+    if args.quick:
+        nets = [n for n in nets if n[0] in QUICK]
+    if args.only:
+        nets = [n for n in nets if any(n[0].startswith(o) for o in args.only)]
+    meta = {"created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "platform": args.platform,
+            "platform_2t": args.platform_2t, "image_size": args.image_size, "rounds": rounds, "calls": args.calls,
+            "batches": batches, "conditions": [f"{m}@{t}t" for m, t in conditions], "torch": torch.__version__,
+            "load_start": " ".join(f"{x:.2f}" for x in os.getloadavg()), "quick": args.quick}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pred_rows = predict_all(platforms, nets, batches, conditions)
+    with (out / "predicted.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(pred_rows[0]))
+        w.writeheader()
+        w.writerows(pred_rows)
+    if not args.no_measure:
+        measure_all(nets, batches, conditions, rounds, args.calls, args.seed, out / "measured.csv")
+    meta["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    if (out / "measured.csv").exists():
+        with (out / "measured.csv").open() as f:
+            loads = sorted(float(r["loadavg_1min"]) for r in csv.DictReader(f))
+        if loads:
+            meta["load_during_measurements"] = {"min": loads[0], "median": loads[len(loads) // 2], "max": loads[-1]}
+    for clock in ("wall", "thread"):  # both summaries; --clock picks the one printed
+        done = _done(out / "measured.csv", clock)
+        meta["clock"] = clock
+        rows, summary = summarise(pred_rows, done)
+        if rows:
+            with (out / f"results_{clock}.csv").open("w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=list(rows[0]))
+                w.writeheader()
+                w.writerows(rows)
+            figures(rows, out / f"figures_{clock}")
+        (out / f"summary_{clock}.json").write_text(json.dumps({"metadata": meta, **summary}, indent=2) + "\n")
+        write_markdown(out / f"summary_{clock}.md", summary, meta, rows)
+        if clock != args.clock:
+            continue
+        for cond, s in summary["conditions"].items():
+            print(f"{cond}: MAPE {100 * s['mape']:.1f} %, within 10 % {100 * s['within_10']:.0f} %, "
+                  f"within 15 % {100 * s['within_15']:.0f} % ({s['n']} points)")
+            for fam, f in summary["families"][cond].items():
+                print(f"    {fam:<22} n={f['n']:<3} MAPE {100 * f['mape']:5.1f} %  within 15 % {100 * f['within_15']:3.0f} %")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
