@@ -60,3 +60,34 @@ def test_a_mapping_is_converted_and_an_unknown_key_is_a_one_line_error(tmp_path)
     d["network_correction"]["bogus"] = 1
     with pytest.raises(GroupConvError, match="malformed platform file.*bogus"):
         Platform.from_dict(d, "p.json")
+
+
+def test_the_fit_keeps_factors_in_the_range_the_schema_accepts():
+    """The JSON Schema's factor bounds are FACTOR_RANGE, and a fit whose networks run 60x
+    faster than the summed per-op predictions (a few-second calibration) is clipped into it,
+    saying so in its note, so calibrate never writes a file that its own loader refuses."""
+    import json
+    from importlib import resources
+
+
+    from groupconv.platform import fitting
+    from groupconv.platform.correction import CORRECTION_GROUPS, FACTOR_RANGE
+
+    schema = json.loads(resources.files("groupconv").joinpath("data/platform.schema.json").read_text())
+    assert (schema["$defs"]["factor"]["minimum"], schema["$defs"]["factor"]["maximum"]) == FACTOR_RANGE
+
+    parts = {g: 0.0 for g in CORRECTION_GROUPS}
+
+    def fake_raw(platform, row):
+        return {**parts, "conv": 60.0 * float(row["time_s"])}, None
+
+    rows = [{"key": f"n{i}", "time_s": 1e-3 * (i + 1), "batch": 1} for i in range(6)]
+    orig = fitting.predict_network_raw
+    fitting.predict_network_raw = fake_raw
+    try:
+        corr = fitting.fit_network_correction(type("P", (), {"has_energy": False})(), rows)
+    finally:
+        fitting.predict_network_raw = orig
+    assert corr.time_factor == FACTOR_RANGE[0]
+    assert all(FACTOR_RANGE[0] <= f <= FACTOR_RANGE[1] for f in corr.factors.values())
+    assert "clipped" in corr.note and "0.0167" in corr.note  # 1/60, the fitted ratio

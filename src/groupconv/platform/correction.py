@@ -17,7 +17,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
-__all__ = ["CORRECTION_GROUPS", "NetworkCorrection", "correction_group"]
+__all__ = ["CORRECTION_GROUPS", "FACTOR_RANGE", "NetworkCorrection", "correction_group"]
+
+#: The range a network-correction factor (measured / predicted) may take: the platform
+#: file's JSON Schema (``$defs.factor``) refuses a file outside it, and the fit keeps its
+#: factors inside it (a factor beyond it means the per-op models are off by more than
+#: 50x, as after a calibration of a few seconds, and the file's note says it was clipped).
+FACTOR_RANGE: tuple[float, float] = (0.02, 50.0)
 
 #: Groups of kernel types that share one network-correction factor.
 CORRECTION_GROUPS: tuple[str, ...] = ("conv", "matmul", "attention", "rnn", "norm", "memory")

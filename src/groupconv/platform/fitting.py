@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import GroupConvError
-from .correction import CORRECTION_GROUPS, NetworkCorrection, correction_group
+from .correction import CORRECTION_GROUPS, FACTOR_RANGE, NetworkCorrection, correction_group
 from .models import KERNELS, KernelModel, OpFeatures, Roofline, fit_kernel_model
 from .modules import network_input, synthetic_network
 from .platform import Platform
@@ -164,9 +164,13 @@ def fit_network_correction(platform: Platform, nets: Sequence[dict[str, object]]
         energies.append((_f(r, "energy_J"), e, int(float(r["batch"]))))
     y, T = np.array(measured), np.array(parts)
     raw = T.sum(axis=1)
-    factor = float(np.exp(np.mean(np.log(y / raw))))
+    lo, hi = FACTOR_RANGE
+    unclipped = float(np.exp(np.mean(np.log(y / raw))))
+    factor = float(np.clip(unclipped, lo, hi))
     n = len(y)
     a = group_factors(T, y, factor) if n >= 4 else np.full(len(CORRECTION_GROUPS), factor)
+    clipped = unclipped != factor or bool(np.any((a < lo) | (a > hi)))
+    a = np.clip(a, lo, hi)
     pred = T @ a
     loo = []
     for i in range(n):
@@ -195,7 +199,9 @@ def fit_network_correction(platform: Platform, nets: Sequence[dict[str, object]]
         note="whole synthetic networks, measured / predicted: time ~ sum over groups of factor x "
              "summed per-op predictions (non-negative least squares on relative errors, each factor "
              "pulled towards the geometric-mean ratio time_factor); absorbs ops the per-op counts "
-             "miss and the difference between an op timed alone and inside a network",
+             "miss and the difference between an op timed alone and inside a network"
+             + (f"; factors clipped to [{lo:g}, {hi:g}] (the fitted geometric-mean ratio was {unclipped:.3g}: "
+                "the per-op models are far off, calibrate longer)" if clipped else ""),
         energy_factor=energy_factor,
     )
 
