@@ -259,7 +259,8 @@ def _warn_if_thin(platform: Platform, budget_s: float) -> None:
         warnings.warn(
             f"a budget of {budget_s:g} s fitted {len(thin)} kernel type(s) on fewer than "
             f"{MIN_POINTS_PER_KERNEL} points each ({', '.join(thin)}): their predictions are rough; "
-            "calibrate with --budget-s 240 or more (900 for a complete calibration)",
+            f"calibrate with --budget-s 240 or more ({DEFAULT_BUDGET_S:g}, the default, for a complete calibration)",
+            CalibrationWarning,
             stacklevel=3,
         )
 
