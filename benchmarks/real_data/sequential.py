@@ -16,7 +16,6 @@ right after conversion, and the test error after the same 3-epoch fine-tune (sam
 from __future__ import annotations
 
 import argparse
-import copy
 import csv
 import time
 from pathlib import Path

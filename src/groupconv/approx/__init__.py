@@ -8,9 +8,11 @@ values, and the approximability of a user's own torch Conv1d/Conv2d layer.
 Modules: :mod:`.structures` (what each output group may see), :mod:`.data` (sampling,
 padding, patches, the Gram matrix), :mod:`.solvers` (fast Gram solver and plain
 reference), :mod:`.measure` (E, Rel.E, sweeps), :mod:`.theory` (bounds, expectations,
-slopes), :mod:`.torch_layers` (real layers) and :mod:`.network` (whole models:
-``approximability_of_model``, ``convert_model``); the last two import torch lazily and
-are not imported here.
+slopes), :mod:`.torch_layers` (real layers), :mod:`.network` (whole models:
+``approximability_of_model``, ``convert_model``), :mod:`.sources` (tensors, iterables,
+DataLoaders, shard directories), :mod:`.stats` (the per-layer statistics, streamed batch
+by batch) and :mod:`.distributed` (their sum over torch.distributed ranks); these import
+torch lazily and are not imported here.
 """
 
 from .data import DataGram, gram_from_data, patches, sample_data, sample_weights
