@@ -1,0 +1,91 @@
+"""Time the backward of one op on its own, as a training step runs it (torch builders).
+
+:func:`build_backward` turns a backward spec (:func:`~groupconv.platform.backward.backward_specs`)
+into a module whose call is exactly the backward pass of one op: the forward op of the
+same spec (:func:`~groupconv.platform.modules.build_spec`, one copy) is run once in
+training mode with gradients, and each call of the module runs
+``torch.autograd.grad(output, [input, *parameters], grad_out, retain_graph=True)`` with a
+fixed ``grad_out`` of ones: the autograd nodes of that op, their kernels and the engine's
+work, nothing else and nothing subtracted. :func:`measure_backward` times it with the
+calibration's timing (:func:`groupconv.measure.fastest_window`, at the platform's thread
+count: the CPU backward runs on the calling thread) and describes the row by the backward
+kernel that does the work (:func:`~groupconv.platform.backward.backward_features`).
+
+torch is imported when a function is called, not with this module.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from ..errors import GroupConvError
+from .backward import backward_features, forward_spec
+from .specs import Spec
+
+__all__ = ["build_backward", "measure_backward"]
+
+
+def build_backward(spec: Spec, device: str, dtype):
+    """``(module, input, op)``: ``module(x)`` runs the backward of the spec's op ``op`` once."""
+    import torch
+    from torch import nn
+
+    from .modules import build_spec, one_copy
+
+    fwd, x, copies = build_spec(forward_spec(spec), device, dtype)
+    op = one_copy(fwd, copies)
+    op.train()
+    x = x.detach().clone()
+    if x.is_floating_point() and int(spec.p.get("dx", 1)):
+        x.requires_grad_(True)
+    leaves = [t for t in (x, *op.parameters()) if t.requires_grad]
+    if not leaves:
+        raise GroupConvError(f"backward spec {spec.key}: nothing needs a gradient")
+
+    class Backward(nn.Module):
+        """One call = the backward of ``op`` on ``x`` (the graph is built once)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.op = op
+            with torch.enable_grad():
+                self.out = op(x)
+            self.grad_out = torch.ones_like(self.out)
+
+        def forward(self, _x):
+            return torch.autograd.grad(self.out, leaves, self.grad_out, retain_graph=True, allow_unused=True)
+
+    return Backward(), x, op
+
+
+def measure_backward(spec: Spec, device: str, dtype: str, threads: int, protocol) -> list[dict[str, object]]:
+    """Time one backward spec; one row of the runs CSV (``phase="backward"``)."""
+    from ..measure import fastest_window
+    from ..measure.workloads import torch_dtype
+    from ..networks import count_module
+
+    module, x, op = build_backward(spec, device, torch_dtype(dtype))
+    timed = fastest_window(module, x, protocol, clock="auto")
+    # the ops autograd runs for this op's backward, counted as prediction counts them
+    counted = count_module(op, (x,), device=None, backward=True)
+    ops = [o for o in counted.ops if o.phase == "backward"]
+    feats = [backward_features(o, device=device, threads=threads) for o in ops]
+    feats = [f for f in feats if f.kernel != "view"]
+    if not feats:
+        raise GroupConvError(f"backward spec {spec.key} recorded no backward kernel")
+    f0 = max(feats, key=lambda f: (f.macs, f.bytes))
+    same = [f for f in feats if f.kernel == f0.kernel and f.op == f0.op]
+    calls = len(same)
+    # a module calling its kernel several times (linear: two mm; a bidirectional LSTM: one
+    # layer per direction) is one row of that many calls, with the mean call's features
+    return [{
+        "key": spec.key, "phase": "backward", "kind": spec.kind, "spec": json.dumps(spec.p, sort_keys=True),
+        "batch": int(x.shape[0]), "copies": 1, "time_s": timed.time_s, "time_std_s": timed.time_std_s,
+        "energy_J": None, "repeats": timed.repeats, "trials": timed.trials, "device": device, "threads": threads,
+        "dtype": dtype, "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "kernel": f0.kernel, "op": f0.op, "calls": calls, "macs": sum(f.macs for f in same),
+        "bytes": sum(f.bytes for f in same), "groups": f0.groups, "cin_per_group": f0.cin_per_group,
+        "cout_per_group": f0.cout_per_group, "out_pixels": f0.out_pixels, "taps": f0.taps, "outer": f0.outer,
+        "lead": f0.lead, "weight_bytes": f0.weight_bytes,
+    }]
