@@ -219,7 +219,7 @@ def test_calibration_interleaves_backward_specs():
     assert [s for s in plan if s.phase == "backward"] == bwd
 
 
-@pytest.mark.parametrize("kind", ["conv", "linear", "bn", "act", "maxpool", "sdpa", "lstm", "embedding"])
+@pytest.mark.parametrize("kind", ["conv", "linear", "bn", "act", "maxpool", "sdpa", "lstm", "gru", "embedding"])
 def test_measure_backward_times_the_ops_backward(kind):
     """One backward spec per kind: timed, described by the kernel that does the work."""
     from groupconv.measure import Protocol
@@ -238,7 +238,7 @@ def test_measure_backward_times_the_ops_backward(kind):
     assert row["phase"] == "backward" and row["key"] == spec.key
     assert math.isfinite(row["time_s"]) and row["time_s"] > 0
     expected = {"conv": "conv", "linear": "matmul", "bn": "norm", "act": "elementwise", "maxpool": "pool",
-                "sdpa": "attention", "lstm": "rnn", "embedding": "copy"}[kind]
+                "sdpa": "attention", "lstm": "rnn", "gru": "rnn_loop", "embedding": "copy"}[kind]
     assert row["kernel"].startswith(expected)
     # the module's call is the backward: the gradients of the op's input and parameters
     leaves = [t for t in (x, *op.parameters()) if t.requires_grad]
@@ -316,3 +316,32 @@ def test_platform_prices_backward_ops_with_backward_models():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert platform.predict_op(bwd_slow, raw=True) == pytest.approx(1e-6 + 1e-10 * bwd_slow.macs)
+
+
+def test_gru_backward_is_one_loop_per_call():
+    """A GRU's backward (thousands of small autograd nodes on a CPU) is priced as one loop."""
+    from groupconv.networks import count_module
+    from groupconv.platform.backward import collapse_backward_loops
+    from groupconv.platform.predict import collapse_loops
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.GRU(10, 16, 2, batch_first=True)
+            self.head = nn.Linear(16, 3)
+
+        def forward(self, x):
+            return self.head(self.rnn(x)[0][:, -1])
+
+    model = Net()
+    raw = count_module(model, ((2, 6, 10),), device=None, backward=True)
+    count = collapse_backward_loops(collapse_loops(raw, model), model)
+    loops = [o for o in count.ops if o.op == "groupconv.rnn_loop.default"]
+    assert [o.phase for o in loops] == ["forward", "backward"]
+    back = loops[1]
+    merged = [o for o in raw.ops if o.phase == "backward" and o.module == "rnn"]
+    assert back.input_shapes[0] == (len(merged),) and len(merged) > 100
+    assert back.macs == sum(o.macs for o in merged) > 0
+    assert backward_kernel(back) == "rnn_loop" and backward_features(back).lead == len(merged)
+    # the head's backward is left as it is
+    assert any(o.phase == "backward" and o.op.startswith("aten.mm") and o.module != "rnn" for o in count.ops)

@@ -49,7 +49,7 @@ from .models import KERNELS, KernelModel, OpFeatures, features_of, fit_kernel_mo
 from .specs import Spec, _conv_candidates, _memory_candidates, _sequence_candidates, make_spec
 
 __all__ = ["BACKWARD_KINDS", "BACKWARD_OPS", "backward_features", "backward_kernel", "backward_specs",
-           "fit_backward_models", "forward_twin"]
+           "collapse_backward_loops", "fit_backward_models", "forward_twin"]
 
 #: aten backward ops whose counter class is not their kernel's (no formula or class there).
 BACKWARD_OPS: dict[str, str] = {
@@ -61,7 +61,7 @@ BACKWARD_OPS: dict[str, str] = {
 
 #: Operator kinds (of :mod:`~groupconv.platform.specs`) whose backward is calibrated.
 BACKWARD_KINDS: tuple[str, ...] = ("conv", "conv1d", "convT", "linear", "tlinear", "bn", "ln", "tln", "act", "tact",
-                                   "maxpool", "avgpool", "gap", "softmax", "tsoftmax", "sdpa", "lstm", "embedding")
+                                   "maxpool", "avgpool", "gap", "softmax", "tsoftmax", "sdpa", "lstm", "gru", "embedding")
 
 
 def _packet(name: str) -> str:
@@ -124,6 +124,52 @@ def backward_features(op, *, device: str = "cpu", threads: int = 1) -> OpFeature
     return replace(f, kernel=kernel, phase="backward")
 
 
+def collapse_backward_loops(count, model):
+    """``count`` with the backward ops of each loop module (a GRU on a CPU, see
+    :data:`~groupconv.platform.predict.LOOP_MODULES`) merged into one backward op
+    ``groupconv.rnn_loop`` (kernel ``rnn_loop``, priced by ``backward:rnn_loop``), as the
+    forward's are by :func:`~groupconv.platform.predict.collapse_loops`: MACs and bytes
+    summed, leading dim the number of ops merged. Autograd runs a GRU's backward as
+    thousands of small nodes; their per-node cost is what the calibrated loop model holds.
+    """
+    from .predict import LOOP_MODULES
+
+    types = {name: type(m).__name__ for name, m in model.named_modules()} if hasattr(model, "named_modules") else {}
+    loops = {name for name, t in types.items() if t in LOOP_MODULES}
+    if not loops:
+        return count
+
+    def owner(module: str) -> str | None:
+        for name in loops:
+            if name == "" or module == name or module.startswith(name + "."):
+                return name
+        return None
+
+    out, run = [], []
+
+    def flush():
+        if run:
+            first = run[0]
+            out.append(replace(
+                first, op="groupconv.rnn_loop.default", op_class="rnn", module=owner(first.module) or first.module,
+                input_shapes=((len(run),), *first.input_shapes), output_shapes=run[-1].output_shapes,
+                macs=sum(o.macs for o in run), bytes_read=sum(o.bytes_read for o in run),
+                bytes_written=sum(o.bytes_written for o in run), layer=None, groups=1,
+            ))
+            run.clear()
+
+    for o in count.ops:
+        who = owner(o.module) if getattr(o, "phase", "forward") == "backward" else None
+        if who is None or (run and owner(run[0].module) != who):
+            flush()
+        if who is None:
+            out.append(o)
+        else:
+            run.append(o)
+    flush()
+    return replace(count, ops=tuple(out))
+
+
 # ------------------------------------------------------------------------------ specs
 def backward_specs(*, threads: int = 1, seed: int = 0, n_conv: int = 160, n_memory: int = 120, n_sequence: int = 140,
                    batches: Sequence[int] = (1, 1, 2, 4, 8)) -> list[Spec]:
@@ -155,7 +201,7 @@ def backward_specs(*, threads: int = 1, seed: int = 0, n_conv: int = 160, n_memo
         label = spec_kernel(s, threads) + ":" + s.kind + (":" + str(p["act"]) if "act" in p else "")
         queues.setdefault(label, []).append(make_spec("backward", s.kind, dx=dx, **p))
     ordered = [farthest_first(q) for _, q in sorted(queues.items())]
-    weights = [3 if q and q[0].kind == "conv" else 2 if q and q[0].kind in ("linear", "tlinear", "sdpa", "lstm", "conv1d")
+    weights = [3 if q and q[0].kind == "conv" else 2 if q and q[0].kind in ("linear", "tlinear", "sdpa", "lstm", "gru", "conv1d")
                else 1 for q in ordered]
     out: list[Spec] = []
     while any(ordered):

@@ -20,7 +20,7 @@ import json
 from datetime import datetime, timezone
 
 from ..errors import GroupConvError
-from .backward import backward_features, forward_spec
+from .backward import backward_features, collapse_backward_loops, forward_spec
 from .specs import Spec
 
 __all__ = ["build_backward", "measure_backward"]
@@ -68,7 +68,7 @@ def measure_backward(spec: Spec, device: str, dtype: str, threads: int, protocol
     module, x, op = build_backward(spec, device, torch_dtype(dtype))
     timed = fastest_window(module, x, protocol, clock="auto")
     # the ops autograd runs for this op's backward, counted as prediction counts them
-    counted = count_module(op, (x,), device=None, backward=True)
+    counted = collapse_backward_loops(count_module(op, (x,), device=None, backward=True), op)
     ops = [o for o in counted.ops if o.phase == "backward"]
     feats = [backward_features(o, device=device, threads=threads) for o in ops]
     feats = [f for f in feats if f.kernel != "view"]
