@@ -231,7 +231,7 @@ def test_measure_backward_times_the_ops_backward(kind):
     torch.set_num_threads(1)
     try:
         (row,) = measure_backward(spec, "cpu", "float32", 1, protocol)
-        module, x, op = build_backward(spec, "cpu", torch.float32)
+        module, x, op, copies = build_backward(spec, "cpu", torch.float32)
         grads = module(x)
     finally:
         torch.set_num_threads(previous)
@@ -242,7 +242,7 @@ def test_measure_backward_times_the_ops_backward(kind):
     assert row["kernel"].startswith(expected)
     # the module's call is the backward: the gradients of the op's input and parameters
     leaves = [t for t in (x, *op.parameters()) if t.requires_grad]
-    assert len(grads) == len(leaves)
+    assert row["copies"] == copies >= 1 and len(grads) == copies * len(leaves)
     for g, t in zip(grads, leaves):
         assert g is None or g.shape == t.shape
     assert json.loads(row["spec"]) == spec.p
@@ -254,7 +254,7 @@ def test_measure_backward_linear_reference():
     from groupconv.platform.backward_modules import build_backward
 
     spec = make_spec("backward", "linear", batch=3, fin=5, fout=4, dx=1)
-    module, x, op = build_backward(spec, "cpu", torch.float64)
+    module, x, op, copies = build_backward(spec, "cpu", torch.float64, copies=1)
     gx, gw, gb = module(x)
     g = torch.ones(3, 4, dtype=torch.float64)
     assert torch.allclose(gx, g @ op.weight)
