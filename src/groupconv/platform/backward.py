@@ -172,12 +172,15 @@ def collapse_backward_loops(count, model):
 
 # ------------------------------------------------------------------------------ specs
 def backward_specs(*, threads: int = 1, seed: int = 0, n_conv: int = 160, n_memory: int = 120, n_sequence: int = 140,
-                   batches: Sequence[int] = (1, 1, 2, 4, 8)) -> list[Spec]:
+                   n_stem: int = 40, batches: Sequence[int] = (1, 1, 2, 4, 8)) -> list[Spec]:
     """Backward calibration specs (phase ``"backward"``), ordered so that any prefix is informative.
 
     Each is a forward spec of :mod:`~groupconv.platform.specs` (same kind and parameters)
     plus ``dx``: whether the op's input needs a gradient (1 inside a network; 0 for a
-    network's first conv, which then computes the weight gradient only). Kinds take
+    network's first conv, which then computes the weight gradient only). The first convs
+    of networks (``n_stem``: 1 or 3 input channels, large kernels and strides, 2-D on
+    images and 1-D on signals) are specs of their own: their few input channels are far
+    from every other conv's, and a model fitted without them extrapolates. Kinds take
     turns (convs three turns per round, the other compute kernels two), shapes within a
     kind farthest-first.
     """
@@ -189,6 +192,7 @@ def backward_specs(*, threads: int = 1, seed: int = 0, n_conv: int = 160, n_memo
               if s.kind in BACKWARD_KINDS and (s.kind != "linear" or _linear_macs(s) <= 2e8)]
     cands += [s for s in _sequence_candidates(np.random.default_rng(seed + 18), n_sequence, batches)
               if s.kind in BACKWARD_KINDS]
+    stems = _stem_candidates(np.random.default_rng(seed + 19), n_stem, batches)
     queues: dict[str, list[Spec]] = {}
     for s in cands:
         p = s.p
@@ -200,6 +204,8 @@ def backward_specs(*, threads: int = 1, seed: int = 0, n_conv: int = 160, n_memo
             dx = 1
         label = spec_kernel(s, threads) + ":" + s.kind + (":" + str(p["act"]) if "act" in p else "")
         queues.setdefault(label, []).append(make_spec("backward", s.kind, dx=dx, **p))
+    for s in stems:  # a network's first conv: its input needs no gradient
+        queues.setdefault(f"stem:{s.kind}", []).append(make_spec("backward", s.kind, dx=0, **s.p))
     ordered = [farthest_first(q) for _, q in sorted(queues.items())]
     weights = [3 if q and q[0].kind == "conv" else 2 if q and q[0].kind in ("linear", "tlinear", "sdpa", "lstm", "gru", "conv1d")
                else 1 for q in ordered]
@@ -209,6 +215,35 @@ def backward_specs(*, threads: int = 1, seed: int = 0, n_conv: int = 160, n_memo
             for _ in range(w):
                 if q:
                     out.append(q.pop(0))
+    return out
+
+
+def _stem_candidates(rng: np.random.Generator, n: int, batches: Sequence[int]) -> list[Spec]:
+    """First convs of networks: images (1 or 3 channels) and signals (1 channel)."""
+    out: list[Spec] = []
+    seen: set[str] = set()
+    tries = 0
+    while len(out) < n and tries < 50 * n:
+        tries += 1
+        b = int(rng.choice(batches))
+        cout = int(rng.choice((8, 16, 24, 32, 48, 64, 96)))
+        if len(out) % 2 == 0:
+            k, stride = [(3, 1), (3, 2), (5, 2), (7, 2), (4, 4), (8, 8), (16, 16)][int(rng.integers(0, 7))]
+            h = int(rng.choice((32, 56, 64, 96, 112, 128, 160)))
+            s = make_spec("op", "conv", batch=b, cin=int(rng.choice((1, 3, 3))), cout=cout, k=k, h=h, groups=1,
+                          stride=stride)
+            if _conv_macs(s) > 1.5e8:
+                continue
+        else:
+            k, stride = [(3, 1), (11, 4), (9, 2), (64, 16), (10, 5), (400, 160), (7, 2)][int(rng.integers(0, 7))]
+            length = int(rng.choice((1024, 4000, 8000, 16000)))
+            if b * cout * k * length / stride > 1.5e8:
+                continue
+            s = make_spec("op", "conv1d", batch=b, cin=1, cout=cout, k=k, length=length, groups=1, dilation=1,
+                          stride=stride)
+        if s.key not in seen:
+            seen.add(s.key)
+            out.append(s)
     return out
 
 
