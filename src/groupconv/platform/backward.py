@@ -61,7 +61,10 @@ BACKWARD_OPS: dict[str, str] = {
 
 #: Operator kinds (of :mod:`~groupconv.platform.specs`) whose backward is calibrated.
 BACKWARD_KINDS: tuple[str, ...] = ("conv", "conv1d", "convT", "linear", "tlinear", "bn", "ln", "tln", "act", "tact",
-                                   "maxpool", "avgpool", "gap", "softmax", "tsoftmax", "sdpa", "lstm", "gru", "embedding")
+                                   "maxpool", "avgpool", "gap", "softmax", "tsoftmax", "sdpa", "lstm", "gru",
+                                   "embedding")
+#: Compute kinds given two turns per round in :func:`backward_specs` (convs three).
+_TWO_TURNS = ("linear", "tlinear", "sdpa", "lstm", "gru", "conv1d")
 
 
 def _packet(name: str) -> str:
@@ -207,8 +210,7 @@ def backward_specs(*, threads: int = 1, seed: int = 0, n_conv: int = 160, n_memo
     for s in stems:  # a network's first conv: its input needs no gradient
         queues.setdefault(f"stem:{s.kind}", []).append(make_spec("backward", s.kind, dx=0, **s.p))
     ordered = [farthest_first(q) for _, q in sorted(queues.items())]
-    weights = [3 if q and q[0].kind == "conv" else 2 if q and q[0].kind in ("linear", "tlinear", "sdpa", "lstm", "gru", "conv1d")
-               else 1 for q in ordered]
+    weights = [3 if q and q[0].kind == "conv" else 2 if q and q[0].kind in _TWO_TURNS else 1 for q in ordered]
     out: list[Spec] = []
     while any(ordered):
         for q, w in zip(ordered, weights):
