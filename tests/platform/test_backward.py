@@ -18,6 +18,7 @@ from groupconv.platform.backward import (
     backward_kernel,
     backward_specs,
     fit_backward_models,
+    WEIGHT_ONLY,
     forward_spec,
 )
 from groupconv.platform.models import KernelModel, OpFeatures, features_of
@@ -179,9 +180,11 @@ def test_conv_backward_features_come_from_input_and_weight():
     assert (fb.cin_per_group, fb.cout_per_group, fb.out_pixels, fb.taps, fb.groups) == (4, 8, 100, 9, 4)
     assert fb.macs == 2 * ff.macs  # input and weight gradients: two forward convs' MACs
     # without an input gradient (a network's first conv) only the weight gradient's
+    assert fb.op == "aten.convolution_backward.default"
     count = count_module(conv, (x.detach(),), device=None, backward=True)
     bwd = next(o for o in count.ops if o.op.startswith("aten.convolution_backward"))
     assert backward_features(bwd).macs == ff.macs
+    assert backward_features(bwd).op == WEIGHT_ONLY  # priced by a model of its own
 
 
 def test_rnn_backward_features():
@@ -345,3 +348,22 @@ def test_gru_backward_is_one_loop_per_call():
     assert backward_kernel(back) == "rnn_loop" and backward_features(back).lead == len(merged)
     # the head's backward is left as it is
     assert any(o.phase == "backward" and o.op.startswith("aten.mm") and o.module != "rnn" for o in count.ops)
+
+
+def test_fit_backward_models_splits_weight_only_convs_and_adds_taps_for_depthwise():
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(24):
+        macs, taps = float(rng.uniform(1e5, 1e8)), int(rng.choice((9, 25, 49)))
+        dx = int(i % 3 != 0)
+        t = 1e-5 + (2e-10 if dx else 5e-10) * macs
+        rows.append(_row("conv_mkldnn", "aten.convolution_backward.default", t, macs, 1e6,
+                         spec=json.dumps({"dx": dx}), cin_per_group=8, cout_per_group=8, taps=taps))
+        rows.append(_row("conv_dw", "aten.convolution_backward.default", 1e-5 + 1e-11 * macs * taps, macs, 1e6,
+                         spec=json.dumps({"dx": 1}), taps=taps, out_pixels=int(rng.integers(16, 4096))))
+    models = fit_backward_models(rows)
+    assert models[f"backward:conv_mkldnn:{WEIGHT_ONLY}"].n == 8
+    assert models["backward:conv_mkldnn"].n == 16
+    assert models["backward:conv_mkldnn"].fit_mape < 0.02 and models[f"backward:conv_mkldnn:{WEIGHT_ONLY}"].fit_mape < 0.02
+    dw = models["backward:conv_dw"]
+    assert "macs_x_taps" in dw.features and dw.fit_mape < 0.02
