@@ -116,6 +116,9 @@ FUSED_KERNELS: dict[str, str] = {
     "groupconv.rnn_loop": "rnn_loop",
 }
 FEATURES["other"] = ("log_macs", "log_bytes")
+# a view moves nothing: one constant (a power law in its shape, fitted on permutes that
+# happened to be views, extrapolated a permute of another shape to 1e17 s)
+FEATURES["view"] = ()
 
 
 @dataclass(frozen=True)
