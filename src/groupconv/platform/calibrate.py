@@ -7,7 +7,9 @@ runs CSV beside the platform file (``platform.json`` -> ``platform.runs.csv``,
 :mod:`~groupconv.platform.runs`):
 
 1. **Roofline** (:func:`~groupconv.platform.specs.roofline_specs`).
-2. **Operators** (:func:`~groupconv.platform.specs.operator_specs`), in designed order;
+2. **Operators** (:func:`~groupconv.platform.specs.operator_specs`), in designed order,
+   with the backward of one op (:func:`~groupconv.platform.backward.backward_specs`,
+   timed by :mod:`~groupconv.platform.backward_modules`) after every three forward ones;
    ``budget_s`` cuts the list where the time runs out.
 3. **Networks** (:func:`~groupconv.platform.specs.network_specs`), timed whole.
 
