@@ -7,7 +7,9 @@ runs CSV beside the platform file (``platform.json`` -> ``platform.runs.csv``,
 :mod:`~groupconv.platform.runs`):
 
 1. **Roofline** (:func:`~groupconv.platform.specs.roofline_specs`).
-2. **Operators** (:func:`~groupconv.platform.specs.operator_specs`), in designed order;
+2. **Operators** (:func:`~groupconv.platform.specs.operator_specs`), in designed order,
+   with the backward of one op (:func:`~groupconv.platform.backward.backward_specs`,
+   timed by :mod:`~groupconv.platform.backward_modules`) after every three forward ones;
    ``budget_s`` cuts the list where the time runs out.
 3. **Networks** (:func:`~groupconv.platform.specs.network_specs`), timed whole.
 
@@ -30,6 +32,8 @@ from datetime import datetime, timezone
 
 from .. import _validate as v
 from ..errors import CalibrationWarning, GroupConvError
+from .backward import backward_specs
+from .backward_modules import measure_backward
 from .fitting import fit_platform
 from .models import features_of
 from .modules import build_spec, one_copy
@@ -50,6 +54,8 @@ def _measure_spec(spec: Spec, device: str, dtype: str, threads: int, source, pro
     from ..measure.workloads import torch_dtype
     from ..networks import count_module
 
+    if spec.phase == "backward":  # the backward of one op, timed on its own (platform/backward_modules.py)
+        return measure_backward(spec, device, dtype, threads, protocol)
     module, x, copies = build_spec(spec, device, torch_dtype(dtype))
     batch = int(x.shape[0])
     if source.available:
@@ -181,7 +187,7 @@ def calibrate(
     try:
         roof = roofline_specs()
         nets = network_specs()
-        ops = operator_specs(threads=threads_now, seed=seed)
+        ops = _interleave(operator_specs(threads=threads_now, seed=seed), backward_specs(threads=threads_now, seed=seed))
         # phases share the budget: roofline first, networks last (a reserve of ~15 %)
         net_reserve = min(0.15 * budget_s, 120.0)
         n_nets = len(nets) if budget_s >= 60 else 4
@@ -263,6 +269,17 @@ def _warn_if_thin(platform: Platform, budget_s: float) -> None:
             CalibrationWarning,
             stacklevel=3,
         )
+
+
+def _interleave(forward: list[Spec], backward: list[Spec], every: int = 3) -> list[Spec]:
+    """One backward spec after every ``every`` forward ones (any prefix calibrates both)."""
+    out: list[Spec] = []
+    back = list(backward)
+    for i, s in enumerate(forward, 1):
+        out.append(s)
+        if i % every == 0 and back:
+            out.append(back.pop(0))
+    return out + back
 
 
 def _time_spent(rows: Iterable[dict[str, object]]) -> float:

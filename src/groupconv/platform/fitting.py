@@ -27,6 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import GroupConvError
+from .backward import fit_backward_models
 from .correction import CORRECTION_GROUPS, FACTOR_RANGE, NetworkCorrection, correction_group
 from .models import KERNELS, KernelModel, OpFeatures, Roofline, fit_kernel_model
 from .modules import network_input, synthetic_network
@@ -103,6 +104,8 @@ def fit_platform(rows: Sequence[dict[str, object]], *, device: str, metadata: di
             for op, orows in sorted(by_op.items()):
                 if len(orows) >= 5:
                     fit_group(kernel, f"{kernel}:{op}", orows)
+    # the backward kernels, measured on their own (platform/backward.py): "backward:<kernel>[:<op>]"
+    time_models.update(fit_backward_models(rows))
     platform = Platform(device=device, metadata=metadata, roofline=roof, time_models=time_models,
                         energy_models=energy_models)
     correction = fit_network_correction(platform, nets)

@@ -180,6 +180,7 @@ class OpFeatures:
             "macs_per_cout_group": m / max(self.cout_per_group, 1),
             "macs_per_pixel": m / max(self.out_pixels, 1),
             "macs_per_min_channels_sq": m / max(small, 1) ** 2,
+            "macs_x_taps": m * self.taps,  # backward: a large kernel's weight gradient (platform/backward.py)
             "outer": float(self.outer),
             "lead": float(self.lead),
         }
@@ -517,7 +518,7 @@ def _predict_params(p: np.ndarray, X: np.ndarray) -> np.ndarray:
 
 def fit_kernel_model(
     kernel: str, feats: Sequence[OpFeatures], values: Sequence[float], *, quantity: str = "time_s",
-    seed: int = 0, name: str | None = None,
+    seed: int = 0, name: str | None = None, features: Sequence[str] | None = None,
 ) -> KernelModel:
     """Fit one kernel's model (:class:`KernelModel`) to measured per-call times (or energies).
 
@@ -534,6 +535,8 @@ def fit_kernel_model(
         Seed of the cross-validation folds.
     name : str, optional
         The model's name (default ``kernel``; ``"kernel:op"`` for a per-operator model).
+    features : sequence of str, optional
+        Terms of a linear-form model other than the kernel's (:data:`FEATURES`).
 
     Returns
     -------
@@ -545,7 +548,7 @@ def fit_kernel_model(
     if kernel not in FEATURES:
         raise GroupConvError(f"unknown kernel type {kernel!r}; one of {', '.join(KERNELS)}")
     if FORMS[kernel] == "linear":
-        return _fit_linear(kernel, feats, values, quantity=quantity, seed=seed, name=name)
+        return _fit_linear(kernel, feats, values, quantity=quantity, seed=seed, name=name, features=features)
     y = np.asarray(values, dtype=float)
     if len(feats) != len(y) or len(y) == 0:
         raise GroupConvError(f"kernel {kernel!r}: need one value per call and at least one call")
@@ -603,14 +606,14 @@ def _nnls_relative(A: np.ndarray, y: np.ndarray) -> np.ndarray:
     return nnls_relative(A, y, maxiter=50 * A.shape[1])[0]
 
 
-def _fit_linear(kernel, feats, values, *, quantity, seed, name) -> KernelModel:
+def _fit_linear(kernel, feats, values, *, quantity, seed, name, features=None) -> KernelModel:
     """``t = c0 + sum_j c_j term_j`` with every coefficient >= 0, on relative residuals."""
     y = np.asarray(values, dtype=float)
     if len(feats) != len(y) or len(y) == 0:
         raise GroupConvError(f"kernel {kernel!r}: need one value per call and at least one call")
     if not np.all(np.isfinite(y)) or np.any(y <= 0):
         raise GroupConvError(f"kernel {kernel!r}: measured values must be finite and > 0")
-    names = list(FEATURES[kernel])
+    names = list(features or FEATURES[kernel])
     T = np.array([f.vector(names) for f in feats], dtype=float).reshape(len(y), len(names))
     keep = [j for j in range(len(names)) if np.ptp(T[:, j]) > 0]
     # with few points keep the MACs and bytes terms only

@@ -24,6 +24,7 @@ from .._atomic import atomic_write_text
 from ..cost import ConvLayer
 from ..errors import GroupConvError, UnmeasuredKernelWarning
 from ..vocab import DTYPE_BYTES, FLOAT_DTYPES
+from .backward import backward_features
 from .correction import NetworkCorrection
 from .models import KernelModel, OpFeatures, Roofline, features_of
 from .schema import validate_platform
@@ -108,6 +109,8 @@ class Platform:
         """:class:`OpFeatures` of an ``OpCount``-like op, or of a ``ConvLayer`` at ``batch``."""
         if isinstance(op, ConvLayer):
             op = _conv_layer_op(op, batch if batch is not None else op.batch, str(self.metadata.get("dtype", "float32")))
+        if getattr(op, "phase", "forward") == "backward":  # the kernel a backward op runs (platform/backward.py)
+            return backward_features(op, device=self.device, threads=self.threads)
         return features_of(op, device=self.device, threads=self.threads)
 
     def _predict(self, feats: OpFeatures, models: Mapping[str, KernelModel], factor: float, warn: bool) -> tuple[float, bool]:

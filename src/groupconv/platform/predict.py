@@ -294,7 +294,9 @@ def trace_counts(platform: Platform, model, inputs, *, mode: str = "forward", wh
         count = count_module(model, inputs, device="cpu", backward=backward)
     finally:
         torch.set_num_threads(previous)
-    return collapse_loops(count, model)
+    from .backward import collapse_backward_loops
+
+    return collapse_backward_loops(collapse_loops(count, model), model)
 
 
 #: Recurrent modules the CPU runs as a C++ loop of small aten ops (no fused kernel):
