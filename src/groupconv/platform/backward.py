@@ -46,7 +46,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .models import FEATURES, KERNELS, KernelModel, OpFeatures, features_of, fit_kernel_model, kernel_of
+from .models import FEATURES, KERNELS, LOOP_MODULES, KernelModel, OpFeatures, features_of, fit_kernel_model, kernel_of
 from .specs import Spec, _conv_candidates, _memory_candidates, _sequence_candidates, make_spec
 
 __all__ = ["BACKWARD_KINDS", "BACKWARD_OPS", "DEPTHWISE_BACKWARD_TERMS", "WEIGHT_ONLY", "backward_features", "backward_kernel", "backward_specs",
@@ -141,13 +141,12 @@ def backward_features(op, *, device: str = "cpu", threads: int = 1) -> OpFeature
 
 def collapse_backward_loops(count, model):
     """``count`` with the backward ops of each loop module (a GRU on a CPU, see
-    :data:`~groupconv.platform.predict.LOOP_MODULES`) merged into one backward op
+    :data:`~groupconv.platform.models.LOOP_MODULES`) merged into one backward op
     ``groupconv.rnn_loop`` (kernel ``rnn_loop``, priced by ``backward:rnn_loop``), as the
     forward's are by :func:`~groupconv.platform.predict.collapse_loops`: MACs and bytes
     summed, leading dim the number of ops merged. Autograd runs a GRU's backward as
     thousands of small nodes; their per-node cost is what the calibrated loop model holds.
     """
-    from .predict import LOOP_MODULES
 
     types = {name: type(m).__name__ for name, m in model.named_modules()} if hasattr(model, "named_modules") else {}
     loops = {name for name, t in types.items() if t in LOOP_MODULES}
@@ -290,7 +289,7 @@ def fit_backward_models(rows: Sequence[dict[str, object]], *, min_per_op: int = 
     ``min_per_op`` of them. The depthwise backward's terms add MACs x taps
     (:data:`DEPTHWISE_BACKWARD_TERMS`).
     """
-    from .fitting import _row_features
+    from .runs import row_features
 
     by_kernel: dict[str, list[dict[str, object]]] = {}
     for r in rows:
@@ -300,7 +299,7 @@ def fit_backward_models(rows: Sequence[dict[str, object]], *, min_per_op: int = 
 
     def fit(kernel: str, name: str, krows: list[dict[str, object]]) -> None:
         calls = [max(1, int(float(r["calls"]))) for r in krows]
-        feats = [_row_features(r, c) for r, c in zip(krows, calls)]
+        feats = [row_features(r, c) for r, c in zip(krows, calls)]
         terms = DEPTHWISE_BACKWARD_TERMS if kernel == "conv_dw" else None
         models[name] = fit_kernel_model(kernel, feats, [float(r["time_s"]) / c for r, c in zip(krows, calls)],
                                         name=name, features=terms)

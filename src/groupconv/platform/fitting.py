@@ -32,28 +32,10 @@ from .correction import CORRECTION_GROUPS, FACTOR_RANGE, NetworkCorrection, corr
 from .models import KERNELS, KernelModel, OpFeatures, Roofline, fit_kernel_model
 from .modules import network_input, synthetic_network
 from .platform import Platform
+from .runs import row_features, row_value
 from .predict import trace_counts
 
 __all__ = ["fit_platform", "fit_network_correction", "fit_e2gc", "group_factors", "predict_network_raw"]
-
-
-def _f(row, name) -> float | None:
-    value = row.get(name)
-    if value is None or value == "":
-        return None
-    return float(value)
-
-
-def _row_features(r: dict[str, object], calls: int) -> OpFeatures:
-    def i(name: str) -> int:
-        return int(float(r[name])) if r.get(name) not in (None, "") else 1
-
-    return OpFeatures(
-        kernel=str(r["kernel"]), macs=_f(r, "macs") / calls, bytes=_f(r, "bytes") / calls, groups=i("groups"),
-        op=str(r.get("op") or ""), batch=i("batch"), cin_per_group=i("cin_per_group"),
-        cout_per_group=i("cout_per_group"), out_pixels=i("out_pixels"), taps=i("taps"), outer=i("outer"), lead=i("lead"),
-        weight_bytes=_f(r, "weight_bytes") or 0.0,
-    )
 
 
 def fit_platform(rows: Sequence[dict[str, object]], *, device: str, metadata: dict[str, object]) -> Platform:
@@ -64,10 +46,10 @@ def fit_platform(rows: Sequence[dict[str, object]], *, device: str, metadata: di
     ops = [r for r in rows if r["phase"] in ("op", "roofline") and r["kernel"] != "network"]
     nets = [r for r in rows if r["phase"] == "network"]
     # roofline constants
-    peak = max((_f(r, "macs") / _f(r, "time_s") for r in ops if _f(r, "macs")), default=float("nan"))
-    bw = max((_f(r, "bytes") / _f(r, "time_s") for r in ops if _f(r, "bytes") and not _f(r, "macs")), default=float("nan"))
-    tiny = [_f(r, "time_s") for r in rows if r["kind"] == "tiny"]
-    fixed = min(tiny) if tiny else min(_f(r, "time_s") for r in ops)
+    peak = max((row_value(r, "macs") / row_value(r, "time_s") for r in ops if row_value(r, "macs")), default=float("nan"))
+    bw = max((row_value(r, "bytes") / row_value(r, "time_s") for r in ops if row_value(r, "bytes") and not row_value(r, "macs")), default=float("nan"))
+    tiny = [row_value(r, "time_s") for r in rows if r["kind"] == "tiny"]
+    fixed = min(tiny) if tiny else min(row_value(r, "time_s") for r in ops)
     if not math.isfinite(peak) or not math.isfinite(bw):
         raise GroupConvError("the calibration has no compute or no memory microbenchmark: raise --budget-s")
     roof = Roofline(peak, bw, fixed)
@@ -79,15 +61,15 @@ def fit_platform(rows: Sequence[dict[str, object]], *, device: str, metadata: di
         by_kernel.setdefault(str(r["kernel"]), []).append(r)
     time_models: dict[str, KernelModel] = {}
     energy_models: dict[str, KernelModel] = {}
-    has_energy = all(_f(r, "energy_J") for r in ops) and bool(ops)
+    has_energy = all(row_value(r, "energy_J") for r in ops) and bool(ops)
     def fit_group(kernel: str, name: str, krows: list[dict[str, object]]) -> None:
         calls = [max(1, int(float(r["calls"]))) for r in krows]
-        feats = [_row_features(r, c) for r, c in zip(krows, calls)]
-        time_models[name] = fit_kernel_model(kernel, feats, [_f(r, "time_s") / c for r, c in zip(krows, calls)],
+        feats = [row_features(r, c) for r, c in zip(krows, calls)]
+        time_models[name] = fit_kernel_model(kernel, feats, [row_value(r, "time_s") / c for r, c in zip(krows, calls)],
                                              name=name)
         if has_energy:
             energy_models[name] = fit_kernel_model(
-                kernel, feats, [_f(r, "energy_J") / c for r, c in zip(krows, calls)], quantity="energy_J", name=name
+                kernel, feats, [row_value(r, "energy_J") / c for r, c in zip(krows, calls)], quantity="energy_J", name=name
             )
 
     for kernel, krows in sorted(by_kernel.items()):
@@ -162,9 +144,9 @@ def fit_network_correction(platform: Platform, nets: Sequence[dict[str, object]]
     for r in nets:
         groups, e = predict_network_raw(platform, r)
         keys.append(str(r["key"]))
-        measured.append(_f(r, "time_s") / int(float(r["batch"])))
+        measured.append(row_value(r, "time_s") / int(float(r["batch"])))
         parts.append([groups[g] for g in CORRECTION_GROUPS])
-        energies.append((_f(r, "energy_J"), e, int(float(r["batch"]))))
+        energies.append((row_value(r, "energy_J"), e, int(float(r["batch"]))))
     y, T = np.array(measured), np.array(parts)
     raw = T.sum(axis=1)
     lo, hi = FACTOR_RANGE
@@ -227,7 +209,7 @@ def fit_e2gc(ops: Sequence[dict[str, object]], has_energy: bool) -> dict[str, ob
         layer = ConvLayer(p["cin"], p["cout"], kernel=p["k"], out_height=ho, out_width=ho, groups=p["groups"],
                           stride=p["stride"], in_height=p["h"], in_width=p["h"])
         workloads.append(Workload((layer,), batch=int(p["batch"]), label=str(r["key"])))
-        y.append(_f(r, quantity) / int(p["batch"]))  # per frame, as the paper's law
+        y.append(row_value(r, quantity) / int(p["batch"]))  # per frame, as the paper's law
     info = pd.DataFrame({"key": [w.label for w in workloads], "batch": [w.batch for w in workloads]})
     data = EnergyData(tuple(workloads), np.array(y), info, source="platform calibration")
     with warnings.catch_warnings():

@@ -50,6 +50,7 @@ __all__ = [
     "KernelModel",
     "OpFeatures",
     "FUSED_KERNELS",
+    "LOOP_MODULES",
     "conv_is_transposed",
     "cpu_conv_uses_mkldnn",
     "kernel_of",
@@ -116,6 +117,10 @@ FUSED_KERNELS: dict[str, str] = {
     "groupconv.rnn_loop": "rnn_loop",
 }
 FEATURES["other"] = ("log_macs", "log_bytes")
+
+#: Recurrent modules the CPU runs as a C++ loop of small aten ops (no fused kernel):
+#: their ops are priced as one ``rnn_loop`` call per module call.
+LOOP_MODULES: tuple[str, ...] = ("GRU", "RNN")
 FEATURES["view"] = ()  # no data moved, nothing computed: a constant (the dispatch)
 
 #: Features a power-law model extrapolates along (beyond its calibrated range, the call

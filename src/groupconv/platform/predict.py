@@ -22,9 +22,10 @@ import warnings
 from dataclasses import dataclass, field
 
 from ..errors import GroupConvError
+from .models import LOOP_MODULES
 from .platform import Platform, UnmeasuredKernelWarning
 
-__all__ = ["LOOP_MODULES", "OpPrediction", "Prediction", "collapse_loops", "predict", "trace_counts"]
+__all__ = ["OpPrediction", "Prediction", "collapse_loops", "predict", "trace_counts"]
 
 MODES = ("forward", "forward_backward")
 
@@ -297,11 +298,6 @@ def trace_counts(platform: Platform, model, inputs, *, mode: str = "forward", wh
     from .backward import collapse_backward_loops
 
     return collapse_backward_loops(collapse_loops(count, model), model)
-
-
-#: Recurrent modules the CPU runs as a C++ loop of small aten ops (no fused kernel):
-#: their ops are priced as one ``rnn_loop`` call per module call.
-LOOP_MODULES: tuple[str, ...] = ("GRU", "RNN")
 
 
 def collapse_loops(count, model):

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from ..errors import GroupConvError
 from ..measure.schema import RunWriter, format_value
+from .models import OpFeatures
 
-__all__ = ["RUN_COLUMNS", "CONDITION_COLUMNS", "check_conditions", "open_runs", "runs_path_for"]
+__all__ = ["RUN_COLUMNS", "CONDITION_COLUMNS", "check_conditions", "open_runs", "row_features", "row_value", "runs_path_for"]
 
 #: Columns of the calibration runs CSV (``time_s``/``energy_J`` are per **call**).
 RUN_COLUMNS: tuple[str, ...] = (
@@ -61,3 +62,24 @@ def check_conditions(path: str | os.PathLike[str], rows, conditions: dict[str, o
                     f"with {name}={wanted[name]!r}: a platform is fitted from rows of one set of conditions; "
                     "calibrate into another --out, or delete the runs file to start afresh"
                 )
+
+
+def row_value(row: dict[str, object], name: str) -> float | None:
+    """The number in column ``name`` of a runs row (None where it is empty or absent)."""
+    value = row.get(name)
+    if value is None or value == "":
+        return None
+    return float(value)
+
+
+def row_features(r: dict[str, object], calls: int) -> OpFeatures:
+    """The :class:`OpFeatures` of one call of the op a runs row timed ``calls`` times."""
+    def i(name: str) -> int:
+        return int(float(r[name])) if r.get(name) not in (None, "") else 1
+
+    return OpFeatures(
+        kernel=str(r["kernel"]), macs=row_value(r, "macs") / calls, bytes=row_value(r, "bytes") / calls,
+        groups=i("groups"), op=str(r.get("op") or ""), batch=i("batch"), cin_per_group=i("cin_per_group"),
+        cout_per_group=i("cout_per_group"), out_pixels=i("out_pixels"), taps=i("taps"), outer=i("outer"),
+        lead=i("lead"), weight_bytes=row_value(r, "weight_bytes") or 0.0,
+    )

@@ -107,9 +107,12 @@ def validate_platform(d: object, where: str = "platform") -> None:
 
 
 def _check_model(m: Mapping, where: str, section: str) -> None:
-    base = name_kernel = str(m["kernel"]).split(":")[0]
+    parts = str(m["kernel"]).split(":")
+    if parts[0] in ("forward", "backward") and len(parts) > 1:  # a phase's model: backward:conv_slow
+        parts = parts[1:]
+    base = parts[0]
     if base not in KERNELS:
-        raise GroupConvError(f"{where}: unknown kernel type {name_kernel!r}")
+        raise GroupConvError(f"{where}: unknown kernel type {base!r}")
     form = m["form"]
     if form not in set(FORMS.values()):
         raise GroupConvError(f"{where}: unknown model form {form!r}; known: {', '.join(sorted(set(FORMS.values())))}")
