@@ -274,6 +274,18 @@ def _candidate_groups(conv, groups: Iterable[int] | None) -> list[int]:
 
 
 def _price(platform, module, shape) -> tuple[float, float | None, tuple[str, ...]]:
+    """Predicted time (and energy) of ``module`` at ``shape`` on ``platform``, in the
+    platform's dtype: the platform describes where the design is deployed, so a model kept
+    in float64 for accurate least squares is priced as the float32 network it becomes there
+    (a copy; the model itself is not changed)."""
+    import copy
+
+    import torch
+
+    dtype = getattr(torch, platform.dtype)
+    floats = {p.dtype for p in module.parameters() if p.is_floating_point()}
+    if floats and floats != {dtype}:
+        module = copy.deepcopy(module).to(dtype)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UnmeasuredKernelWarning)
         pred = predict(platform, module, shape)
