@@ -157,6 +157,33 @@ def test_a_platform_built_in_python_with_a_bad_model_never_predicts_a_nonpositiv
         p.predict_op(layer, 4, warn=False)
 
 
+def test_save_refuses_what_load_would_refuse(tmp_path):
+    """A platform with a model of an unknown kernel type is refused when saved, naming the
+    file, and nothing is written: calibrate never leaves a file its own loader refuses."""
+    from groupconv.platform import KernelModel
+
+    good = Platform.load(GOOD)
+    odd = KernelModel(kernel="warp_drive", features=("macs",), c0=1e-6, theta=(1e-9,), c0_stderr=0.0,
+                      theta_stderr=(0.0,), n=10, fit_mape=0.0, cv_mape=None, form="linear")
+    p = Platform(device="cpu", metadata=dict(good.metadata), roofline=good.roofline, time_models={"warp_drive": odd})
+    out = tmp_path / "p.json"
+    with pytest.raises(GroupConvError, match=r"p\.json.*warp_drive"):
+        p.save(out)
+    assert not out.exists()
+
+
+def test_phase_and_op_models_are_valid_names():
+    """A backward model of one op (backward:conv_mkldnn:aten.convolution_backward.weight_only,
+    as a complete calibration writes) passes the schema; a name of another shape does not."""
+    d = json.loads(GOOD.read_text())
+    model = next(iter(d["time_models"].values()))
+    d["time_models"] = {"backward:conv_mkldnn:aten.convolution_backward.weight_only": {**model, "kernel": "backward:conv_mkldnn"}}
+    validate_platform(d, "p")
+    d["time_models"] = {"side:conv_mkldnn": {**model, "kernel": "conv_mkldnn"}}
+    with pytest.raises(GroupConvError, match="does not match"):
+        validate_platform(d, "p")
+
+
 def test_print_json_is_strict_and_notes_non_finite_numbers(capsys):
     from groupconv.cli._common import print_json
     import numpy as np

@@ -215,7 +215,9 @@ class Platform:
         path = Path(path)
         if path.parent and not path.parent.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(_nan_to_none(self.as_dict()), indent=2, allow_nan=False)
+        d = _nan_to_none(self.as_dict())
+        validate_platform(json.loads(json.dumps(d)), str(path))  # never write a file load() refuses
+        text = json.dumps(d, indent=2, allow_nan=False)
         atomic_write_text(path, text + "\n")  # whole or not at all
         return path
 
