@@ -179,7 +179,7 @@ def test_phase_and_op_models_are_valid_names():
     model = next(iter(d["time_models"].values()))
     d["time_models"] = {"backward:conv_mkldnn:aten.convolution_backward.weight_only": {**model, "kernel": "backward:conv_mkldnn"}}
     validate_platform(d, "p")
-    d["time_models"] = {"side:conv_mkldnn": {**model, "kernel": "conv_mkldnn"}}
+    d["time_models"] = {"backward:conv_mkldnn:aten.op:extra": {**model, "kernel": "backward:conv_mkldnn"}}
     with pytest.raises(GroupConvError, match="does not match"):
         validate_platform(d, "p")
 
