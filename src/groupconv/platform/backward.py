@@ -46,7 +46,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .models import FEATURES, KERNELS, LOOP_MODULES, KernelModel, OpFeatures, features_of, fit_kernel_model, kernel_of
+from .models import FEATURES, KERNELS, KernelModel, OpFeatures, collapse_loop_ops, features_of, fit_kernel_model, kernel_of
 from .specs import Spec, _conv_candidates, _memory_candidates, _sequence_candidates, make_spec
 
 __all__ = ["BACKWARD_KINDS", "BACKWARD_OPS", "DEPTHWISE_BACKWARD_TERMS", "WEIGHT_ONLY", "backward_features", "backward_kernel", "backward_specs",
@@ -143,45 +143,9 @@ def collapse_backward_loops(count, model):
     """``count`` with the backward ops of each loop module (a GRU on a CPU, see
     :data:`~groupconv.platform.models.LOOP_MODULES`) merged into one backward op
     ``groupconv.rnn_loop`` (kernel ``rnn_loop``, priced by ``backward:rnn_loop``), as the
-    forward's are by :func:`~groupconv.platform.predict.collapse_loops`: MACs and bytes
-    summed, leading dim the number of ops merged. Autograd runs a GRU's backward as
-    thousands of small nodes; their per-node cost is what the calibrated loop model holds.
-    """
-
-    types = {name: type(m).__name__ for name, m in model.named_modules()} if hasattr(model, "named_modules") else {}
-    loops = {name for name, t in types.items() if t in LOOP_MODULES}
-    if not loops:
-        return count
-
-    def owner(module: str) -> str | None:
-        for name in loops:
-            if name == "" or module == name or module.startswith(name + "."):
-                return name
-        return None
-
-    out, run = [], []
-
-    def flush():
-        if run:
-            first = run[0]
-            out.append(replace(
-                first, op="groupconv.rnn_loop.default", op_class="rnn", module=owner(first.module) or first.module,
-                input_shapes=((len(run),), *first.input_shapes), output_shapes=run[-1].output_shapes,
-                macs=sum(o.macs for o in run), bytes_read=sum(o.bytes_read for o in run),
-                bytes_written=sum(o.bytes_written for o in run), layer=None, groups=1,
-            ))
-            run.clear()
-
-    for o in count.ops:
-        who = owner(o.module) if getattr(o, "phase", "forward") == "backward" else None
-        if who is None or (run and owner(run[0].module) != who):
-            flush()
-        if who is None:
-            out.append(o)
-        else:
-            run.append(o)
-    flush()
-    return replace(count, ops=tuple(out))
+    forward's are by :func:`~groupconv.platform.predict.collapse_loops`
+    (:func:`~groupconv.platform.models.collapse_loop_ops`)."""
+    return collapse_loop_ops(count, model, "backward")
 
 
 # ------------------------------------------------------------------------------ specs

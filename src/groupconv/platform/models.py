@@ -51,6 +51,7 @@ __all__ = [
     "OpFeatures",
     "FUSED_KERNELS",
     "LOOP_MODULES",
+    "collapse_loop_ops",
     "conv_is_transposed",
     "cpu_conv_uses_mkldnn",
     "kernel_of",
@@ -656,3 +657,49 @@ def _fit_linear(kernel, feats, values, *, quantity, seed, name, features=None) -
         ranges={n: (float(T[:, j].min()), float(T[:, j].max())) for n, j in zip(names, keep)},
         form="linear",
     )
+
+
+def collapse_loop_ops(count, model, phase: str):
+    """``count`` with the ``phase`` ops of each call of a :data:`LOOP_MODULES` module merged
+    into one op ``groupconv.rnn_loop``: its MACs and bytes are the sums of the counter's, and
+    its leading dim is the number of ops merged (what the loop dispatches). A GRU on a CPU
+    runs its forward as a few matmuls and gate ops per time step, dispatched from C++, and
+    autograd runs its backward as thousands of small nodes: the calibrated ``rnn_loop`` and
+    ``backward:rnn_loop`` models hold their per-op cost. Ops of the other phase, and of other
+    modules, are unchanged."""
+    from dataclasses import replace
+
+    types = {name: type(m).__name__ for name, m in model.named_modules()} if hasattr(model, "named_modules") else {}
+    loops = {name for name, t in types.items() if t in LOOP_MODULES}  # "" when the model is one
+    if not loops:
+        return count
+
+    def owner(module: str) -> str | None:
+        for name in loops:
+            if name == "" or module == name or module.startswith(name + "."):
+                return name
+        return None
+
+    out, run = [], []
+
+    def flush():
+        if run:
+            first = run[0]
+            out.append(replace(
+                first, op="groupconv.rnn_loop.default", op_class="rnn", module=owner(first.module) or first.module,
+                input_shapes=((len(run),), *first.input_shapes), output_shapes=run[-1].output_shapes,
+                macs=sum(o.macs for o in run), bytes_read=sum(o.bytes_read for o in run),
+                bytes_written=sum(o.bytes_written for o in run), layer=None, groups=1,
+            ))
+            run.clear()
+
+    for o in count.ops:
+        who = owner(o.module) if getattr(o, "phase", "forward") == phase else None
+        if who is None or (run and owner(run[0].module) != who):
+            flush()
+        if who is None:
+            out.append(o)
+        else:
+            run.append(o)
+    flush()
+    return replace(count, ops=tuple(out))

@@ -22,7 +22,7 @@ import warnings
 from dataclasses import dataclass, field
 
 from ..errors import GroupConvError
-from .models import LOOP_MODULES
+from .models import collapse_loop_ops
 from .platform import Platform, UnmeasuredKernelWarning
 
 __all__ = ["OpPrediction", "Prediction", "collapse_loops", "predict", "trace_counts"]
@@ -301,44 +301,8 @@ def trace_counts(platform: Platform, model, inputs, *, mode: str = "forward", wh
 
 
 def collapse_loops(count, model):
-    """``count`` with the ops of each call of a :data:`LOOP_MODULES` module (a GRU on a CPU:
-    per time step a few matmuls and gate ops, dispatched from C++) merged into one op
-    ``groupconv.rnn_loop``: its MACs and bytes are the sums of the counter's, and its
-    leading dim is the number of ops merged (what the loop dispatches). Other ops, and
-    the backward phase, are unchanged."""
-    from dataclasses import replace
-
-    types = {name: type(m).__name__ for name, m in model.named_modules()} if hasattr(model, "named_modules") else {}
-    loops = {name for name, t in types.items() if t in LOOP_MODULES}  # "" when the model is one
-    if not loops:
-        return count
-
-    def owner(module: str) -> str | None:
-        for name in loops:
-            if name == "" or module == name or module.startswith(name + "."):
-                return name
-        return None
-
-    out, run = [], []
-
-    def flush():
-        if run:
-            first = run[0]
-            out.append(replace(
-                first, op="groupconv.rnn_loop.default", op_class="rnn", module=owner(first.module) or first.module,
-                input_shapes=((len(run),), *first.input_shapes), output_shapes=run[-1].output_shapes,
-                macs=sum(o.macs for o in run), bytes_read=sum(o.bytes_read for o in run),
-                bytes_written=sum(o.bytes_written for o in run), layer=None, groups=1,
-            ))
-            run.clear()
-
-    for o in count.ops:
-        who = owner(o.module) if getattr(o, "phase", "forward") == "forward" else None
-        if who is None or (run and owner(run[0].module) != who):
-            flush()
-        if who is None:
-            out.append(o)
-        else:
-            run.append(o)
-    flush()
-    return replace(count, ops=tuple(out))
+    """``count`` with the forward ops of each call of a :data:`~groupconv.platform.models.LOOP_MODULES` module (a GRU on
+    a CPU: per time step a few matmuls and gate ops, dispatched from C++) merged into one op
+    ``groupconv.rnn_loop`` (:func:`~groupconv.platform.models.collapse_loop_ops`). Other ops,
+    and the backward phase, are unchanged."""
+    return collapse_loop_ops(count, model, "forward")
