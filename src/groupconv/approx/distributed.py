@@ -120,23 +120,23 @@ def agree(error: str | None, signature: str, *, timeout_s: float | None = None) 
             raise GroupConvError(f"ranks disagree: rank 0 has {messages[0][1]}; rank {r} has {msg}")
 
 
-def all_reduce_sum(tensor, *, timeout_s: float | None = None):
-    """Sum ``tensor`` over the ranks, in place (float64 on the CPU comes back on the CPU)."""
+def _all_reduce(tensor, op_name: str, what: str, timeout_s: float | None):
+    """``tensor`` reduced over the ranks by ``ReduceOp.<op_name>``, in place, on the
+    process group's device and back (``what`` names the step in a timeout message)."""
     dist = _dist()
     device = _device()
     work_tensor = tensor if tensor.device == device else tensor.to(device)
-    _wait(dist.all_reduce(work_tensor, op=dist.ReduceOp.SUM, async_op=True), "summing the statistics", timeout_s)
+    _wait(dist.all_reduce(work_tensor, op=getattr(dist.ReduceOp, op_name), async_op=True), what, timeout_s)
     if work_tensor is not tensor:
         tensor.copy_(work_tensor.to(tensor.device))
     return tensor
+
+
+def all_reduce_sum(tensor, *, timeout_s: float | None = None):
+    """Sum ``tensor`` over the ranks, in place (float64 on the CPU comes back on the CPU)."""
+    return _all_reduce(tensor, "SUM", "summing the statistics", timeout_s)
 
 
 def all_reduce_max(tensor, *, timeout_s: float | None = None):
     """Maximum of ``tensor`` over the ranks, in place."""
-    dist = _dist()
-    device = _device()
-    work_tensor = tensor if tensor.device == device else tensor.to(device)
-    _wait(dist.all_reduce(work_tensor, op=dist.ReduceOp.MAX, async_op=True), "agreeing on the scale", timeout_s)
-    if work_tensor is not tensor:
-        tensor.copy_(work_tensor.to(tensor.device))
-    return tensor
+    return _all_reduce(tensor, "MAX", "agreeing on the scale", timeout_s)
