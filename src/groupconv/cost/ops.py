@@ -71,12 +71,18 @@ class TensorSpec:
     shape says (a broadcast view made by ``expand`` has stride 0 along the broadcast
     dimensions: ``F.linear`` on a 3-D input hands ``bmm`` its weight expanded over the
     batch, which is read once, not once per batch item).
+
+    ``contiguous`` is False for a tensor whose elements are not laid out row-major in its
+    own order (a permuted or transposed view, a strided slice, a channels-last map): a
+    kernel that needs a contiguous input copies it first. The counts here do not change
+    with it; the time models read it (:mod:`groupconv.platform.models`).
     """
 
     shape: tuple[int, ...]
     itemsize: int = 4
     stored: int | None = None
     values: tuple[int, ...] | None = None  # a small integer tensor's values (sequence offsets), when known
+    contiguous: bool = True
 
     @property
     def numel(self) -> int:

@@ -96,6 +96,11 @@ class OpCount:
         The call as a cost-model layer (convs and matmuls only).
     groups : int
         Groups of a convolution, else 1.
+    strided_bytes : int
+        Bytes of the tensor arguments that are not row-major contiguous (permuted or
+        transposed views, strided slices, channels-last maps;
+        :attr:`groupconv.cost.ops.TensorSpec.contiguous`): a kernel that needs contiguous
+        inputs copies them first.
     """
 
     op: str
@@ -110,6 +115,7 @@ class OpCount:
     bytes_written: int
     layer: ConvLayer | None = None
     groups: int = 1
+    strided_bytes: int = 0
 
     @property
     def flops(self) -> int:
@@ -508,6 +514,7 @@ def count_module(model, inputs, *, kwargs=None, batch=None, device="meta", backw
             raw.op, raw.cost.op_class, raw.module, raw.phase,
             tuple(s.shape for s in raw.inputs), tuple(s.shape for s in raw.outputs), raw.dtype,
             raw.cost.macs, raw.cost.bytes_read, raw.cost.bytes_written, layer, groups,
+            sum(t.nbytes for t in raw.inputs if not t.contiguous),
         ))
 
     from torch import nn

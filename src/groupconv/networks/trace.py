@@ -119,7 +119,7 @@ def _make_recorder(names: dict, params: dict, neutral: set):
                 if step:
                     stored *= size
             return Spec(shape, t.element_size(), stored)
-        return Spec(shape, t.element_size())
+        return Spec(shape, t.element_size(), contiguous=t.layout != strided or t.is_contiguous())
 
     def is_descendant(inner: str, outer: str) -> bool:
         return inner != outer and (outer == "" or inner.startswith(outer + "."))
