@@ -190,3 +190,52 @@ def test_meta_trace_shows_decompositions_not_the_fused_kernels(hand_platform):
     assert sum("mkldnn_rnn_layer" in o.op for o in device.ops) == 4  # 2 layers x 2 directions
     # MACs stay what the counter reports
     assert device.macs == meta.macs
+
+
+def test_hidden_copies_are_the_copies_the_profiler_sees(hand_platform):
+    """A ConvNeXt-style block (a depthwise conv, a layer norm and linears on the channels-last
+    view, a permuted residual): the ops priced with a hidden copy (``hidden_copy_features``)
+    are exactly those under which torch.profiler shows an ``aten::copy_``, and every
+    reordering copy the trace shows is priced as a transpose."""
+    from groupconv.platform.models import features_of, hidden_copy_features
+
+    class Block(nn.Module):
+        def __init__(self, d=16):
+            super().__init__()
+            self.dw, self.ln = nn.Conv2d(d, d, 7, padding=3, groups=d), nn.LayerNorm(d)
+            self.fc1, self.fc2 = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+
+        def forward(self, x):
+            y = self.ln(self.dw(x).permute(0, 2, 3, 1))
+            y = self.fc2(F.gelu(self.fc1(y)))
+            return x + y.permute(0, 3, 1, 2).contiguous().permute(0, 2, 3, 1).permute(0, 3, 1, 2)
+
+    model, x = Block(), torch.randn(2, 16, 9, 9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ops = trace_counts(hand_platform, model, (x,)).ops
+    feats = [features_of(o) for o in ops]
+    priced_hidden = sorted(f.op.split(".")[1] for f in feats if hidden_copy_features(f) is not None)
+    events = _profiled(model, x, 1)
+
+    def copies_inside(e):
+        stack, n = list(e.cpu_children), 0
+        while stack:
+            c = stack.pop()
+            n += c.name == "aten::copy_"
+            stack.extend(c.cpu_children)
+        return n
+
+    seen_hidden = sorted(e.name.split("::")[1] for e in events
+                         if e.name in ("aten::native_layer_norm", "aten::add") and copies_inside(e))
+    assert priced_hidden == seen_hidden == ["native_layer_norm"]  # the add's operands share one layout here
+    assert [f.kernel for f in feats if f.op.startswith("aten.clone")] == ["transpose"]
+    def under_norm(e):
+        while e.cpu_parent is not None:
+            e = e.cpu_parent
+            if e.name == "aten::native_layer_norm":
+                return True
+        return False
+
+    # the profiler's clones: the one the trace shows, and the one inside the norm it hides
+    assert sorted(under_norm(e) for e in events if e.name == "aten::clone") == [False, True]

@@ -59,3 +59,32 @@ def testgroup_factors_recover_known_corrections():
     # a factor the data push below prior / 2 stops there
     a = group_factors(T, T @ np.array([1.0, 0.1, 1.0, 1.0]), prior=1.0, strength=1e-4)
     assert a[1] == pytest.approx(0.5)
+
+
+def test_a_fused_spec_the_cpu_ran_unfused_is_not_fitted_as_its_largest_op():
+    """An MHA spec with an odd head count runs as a dozen small ops (no fast path): its row,
+    named after its largest op (an mm), times them all and would inflate the matmul model.
+    The rule is checked on the real dispatch: 3 heads give the decomposition, 4 the fused op."""
+    import torch
+    from torch import nn
+
+    from groupconv.networks import count_module
+    from groupconv.platform.fitting import dispatched_as_specified
+    from groupconv.platform.models import features_of
+
+    def recorded_kernel(heads):
+        att = nn.MultiheadAttention(48, heads, batch_first=True).eval()
+
+        class M(nn.Module):
+            def forward(self, x):
+                return att(x, x, x, need_weights=False)[0]
+
+        with torch.no_grad():
+            feats = [features_of(o) for o in count_module(M(), (torch.randn(2, 10, 48),), device="cpu").ops]
+        return max(feats, key=lambda f: (f.kernel != "view", f.macs, f.bytes)).kernel
+
+    assert recorded_kernel(4) == "mha" and recorded_kernel(3) == "matmul"
+    assert dispatched_as_specified({"kind": "mha", "kernel": "mha"})
+    assert not dispatched_as_specified({"kind": "mha", "kernel": recorded_kernel(3)})
+    assert not dispatched_as_specified({"kind": "enclayer", "kernel": "matmul"})
+    assert dispatched_as_specified({"kind": "tlinear", "kernel": "matmul"})

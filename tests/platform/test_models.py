@@ -159,3 +159,127 @@ def test_prediction_never_below_fixed_cost(macs, nbytes):
     for kernel in ("softmax", "matmul"):  # a power-law and a linear kernel
         model = fit_kernel_model(kernel, [OpFeatures(kernel, f.macs, f.bytes) for f in feats], times)
         assert model.predict(OpFeatures(kernel, macs, nbytes)) >= model.c0 > 0
+
+
+# ---------------------------------------------------------------------------- layouts and GEMM shapes
+def _traced(fn, *inputs):
+    """The ops of one real CPU run of ``fn`` (a module or a function) on ``inputs``."""
+    import torch
+    from torch import nn
+
+    from groupconv.networks import count_module
+
+    class Fn(nn.Module):
+        def forward(self, *xs):
+            return fn(*xs)
+
+    module = fn if isinstance(fn, nn.Module) else Fn()
+    with torch.no_grad():
+        return count_module(module, inputs, device="cpu").ops
+
+
+def test_matmul_features_are_the_gemm_shape():
+    """M, K, N of a linear on a 3-D token tensor (addmm), of a bias-free one (mm) and of a bmm,
+    by hand: (B*T) x fin times fin x fout; batched GEMMs as groups."""
+    import torch
+    from torch import nn
+
+    from groupconv.platform.models import features_of
+
+    (f,) = [features_of(o) for o in _traced(nn.Linear(48, 80), torch.randn(2, 5, 48)) if o.op_class == "matmul"]
+    assert (f.kernel, f.out_pixels, f.cin_per_group, f.cout_per_group, f.groups) == ("matmul", 10, 48, 80, 1)
+    assert f.macs == 10 * 48 * 80 and f.weight_bytes == 48 * 80 * 4
+    (f,) = [features_of(o) for o in _traced(nn.Linear(48, 80, bias=False), torch.randn(7, 48)) if o.op_class == "matmul"]
+    assert (f.out_pixels, f.cin_per_group, f.cout_per_group) == (7, 48, 80)
+    (f,) = [features_of(o) for o in _traced(torch.bmm, torch.randn(6, 9, 16), torch.randn(6, 16, 11))]
+    assert (f.kernel, f.groups, f.out_pixels, f.cin_per_group, f.cout_per_group) == ("matmul", 6, 9, 16, 11)
+    assert f.macs == 6 * 9 * 16 * 11
+
+
+def test_norm_and_softmax_rows_whatever_the_layout():
+    """A layer norm over the channels of a channels-last map loops over B*H*W rows, a softmax
+    over attention scores over B*heads*T rows (the first two dims were the wrong count)."""
+    import torch
+    from torch import nn
+
+    from groupconv.platform.models import features_of
+
+    ln = [features_of(o) for o in _traced(nn.LayerNorm(24), torch.randn(2, 7, 5, 24)) if "layer_norm" in o.op]
+    assert (ln[0].outer, ln[0].row) == (2 * 7 * 5, 24)
+    sm = [features_of(o) for o in _traced(lambda x: torch.softmax(x, -1), torch.randn(2, 3, 10, 12))]
+    assert (sm[0].kernel, sm[0].outer, sm[0].row) == ("softmax", 2 * 3 * 10, 12)
+    # rows shorter than a vector register: the short-row terms carry the bytes
+    assert sm[0].value("bytes_short_rows_16") == sm[0].bytes and sm[0].value("bytes_short_rows_8") == 0.0
+
+
+def test_layer_norm_backward_rows_are_its_saved_means():
+    import torch
+    from torch import nn
+
+    from groupconv.networks import count_module
+    from groupconv.platform.backward import backward_features
+
+    ops = count_module(nn.LayerNorm(16), (torch.randn(3, 4, 16),), device="cpu", backward=True).ops
+    (op,) = [o for o in ops if "layer_norm_backward" in o.op]
+    assert backward_features(op).outer == 12
+
+
+def test_a_reordering_copy_is_a_transpose_and_a_plain_one_a_copy():
+    import torch
+
+    from groupconv.platform.models import features_of
+
+    x = torch.randn(2, 8, 6, 6)
+    (t,) = [features_of(o) for o in _traced(lambda y: y.permute(0, 2, 3, 1).contiguous(), x) if o.op_class == "copy"]
+    assert t.kernel == "transpose" and t.strided_bytes == x.numel() * 4
+    (c,) = [features_of(o) for o in _traced(lambda y: y.clone(), x) if o.op_class == "copy"]
+    assert c.kernel == "copy" and c.strided_bytes == 0
+
+
+def test_hidden_copies_of_non_contiguous_inputs():
+    """A layer norm on a permuted view copies it inside its kernel (priced as a transpose of
+    its bytes); on a contiguous input it does not. An add of a permuted and a contiguous map
+    reads one out of order; an activation of a permuted view runs in its memory order."""
+    import torch
+    from torch import nn
+
+    from groupconv.platform.models import features_of, hidden_copy_features
+
+    x = torch.randn(2, 8, 5, 5)
+    ln = nn.LayerNorm(8)
+    (f,) = [features_of(o) for o in _traced(lambda y: ln(y.permute(0, 2, 3, 1)), x) if "layer_norm" in o.op]
+    hidden = hidden_copy_features(f)
+    assert f.strided_bytes == x.numel() * 4 and hidden.kernel == "transpose" and hidden.bytes == 2 * x.numel() * 4
+    (f,) = [features_of(o) for o in _traced(ln, x.permute(0, 2, 3, 1).contiguous()) if "layer_norm" in o.op]
+    assert f.strided_bytes == 0 and hidden_copy_features(f) is None
+    y = torch.randn(2, 5, 5, 8)
+    (f,) = [features_of(o) for o in _traced(lambda a, b: a + b.permute(0, 3, 1, 2), x, y) if o.op_class == "elementwise"]
+    assert f.strided_bytes == y.numel() * 4 and hidden_copy_features(f).bytes == 2 * y.numel() * 4
+    (f,) = [features_of(o) for o in _traced(lambda b: torch.relu(b.permute(0, 3, 1, 2)), y) if o.op_class == "activation"]
+    assert f.strided_bytes == 0 and hidden_copy_features(f) is None
+
+
+def test_a_platform_prices_the_hidden_copy_and_falls_back_to_copy(hand_platform):
+    """The layer norm of a permuted view costs the norm plus the copy's work (not a second
+    call's fixed cost); a platform without a transpose model prices a transpose as a copy."""
+    import torch
+    from torch import nn
+
+    from dataclasses import replace
+
+    from groupconv.platform.models import features_of, hidden_copy_features
+
+    from tests.platform.conftest import known_model
+
+    copy_model = known_model("copy", ("log_bytes",), 3e-6, (math.log(2e-9), 1.0))  # 3 us + 2 ns per byte
+    platform = replace(hand_platform, time_models={**hand_platform.time_models, "copy": copy_model})
+    x = torch.randn(2, 8, 5, 5)
+    ln = nn.LayerNorm(8)
+    (strided,) = [o for o in _traced(lambda y: ln(y.permute(0, 2, 3, 1)), x) if "layer_norm" in o.op]
+    (plain,) = [o for o in _traced(ln, x.permute(0, 2, 3, 1).contiguous()) if "layer_norm" in o.op]
+    extra = copy_model.predict(hidden_copy_features(features_of(strided))) - copy_model.c0
+    assert extra == pytest.approx(2e-9 * 2 * x.numel() * 4)  # hand arithmetic: read + write of 1,600 bytes
+    assert platform.predict_op(strided, raw=True) == pytest.approx(platform.predict_op(plain, raw=True) + extra)
+    (t,) = [o for o in _traced(lambda y: y.permute(0, 2, 3, 1).contiguous(), x) if o.op_class == "copy"]
+    assert features_of(t).kernel == "transpose" and platform.model_name(t) == "copy"
+    assert platform.predict_op(t, raw=True) == pytest.approx(3e-6 + 2e-9 * 2 * x.numel() * 4)

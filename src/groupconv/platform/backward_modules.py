@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 
 from ..errors import GroupConvError
 from .backward import backward_features, collapse_backward_loops, forward_spec
+from .runs import feature_columns
 from .specs import Spec
 
 __all__ = ["build_backward", "measure_backward"]
@@ -99,8 +100,6 @@ def measure_backward(spec: Spec, device: str, dtype: str, threads: int, protocol
         "time_std_s": timed.time_std_s / copies,
         "energy_J": None, "repeats": timed.repeats, "trials": timed.trials, "device": device, "threads": threads,
         "dtype": dtype, "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "kernel": f0.kernel, "op": f0.op, "calls": calls, "macs": sum(f.macs for f in same),
-        "bytes": sum(f.bytes for f in same), "groups": f0.groups, "cin_per_group": f0.cin_per_group,
-        "cout_per_group": f0.cout_per_group, "out_pixels": f0.out_pixels, "taps": f0.taps, "outer": f0.outer,
-        "lead": f0.lead, "weight_bytes": f0.weight_bytes,
+        **feature_columns(f0, calls),
+        "macs": sum(f.macs for f in same), "bytes": sum(f.bytes for f in same),
     }]

@@ -35,11 +35,11 @@ from ..errors import CalibrationWarning, GroupConvError
 from .backward import backward_specs
 from .backward_modules import measure_backward
 from .fitting import fit_platform
-from .models import features_of
+from .models import OpFeatures, features_of
 from .modules import build_spec, one_copy
 from .platform import Platform
 from .predict import collapse_loops
-from .runs import check_conditions, open_runs, runs_path_for
+from .runs import check_conditions, feature_columns, open_runs, runs_path_for
 from .specs import Spec, network_specs, operator_specs, roofline_specs
 
 __all__ = ["DEFAULT_BUDGET_S", "calibrate"]
@@ -77,8 +77,7 @@ def _measure_spec(spec: Spec, device: str, dtype: str, threads: int, source, pro
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     if spec.phase == "network":
-        return [dict(base, kernel="network", op="", calls=0, macs=0, bytes=0, groups=1, cin_per_group=1,
-                     cout_per_group=1, out_pixels=1, taps=1, outer=1, lead=1, weight_bytes=0)]
+        return [dict(base, **feature_columns(OpFeatures(kernel="network", macs=0.0, bytes=0.0), calls=0))]
     # on the device: the kernels it dispatches (a GRU's loop of small ops priced whole, as in predict)
     ops = collapse_loops(count_module(counted, (x,), device=None), counted).ops
     if not ops:
@@ -93,10 +92,7 @@ def _measure_spec(spec: Spec, device: str, dtype: str, threads: int, source, pro
     # per direction) is one row of that many calls
     same = [f for f in feats if f.kernel == f0.kernel and f.op == f0.op]
     calls = len(same) if f0.kernel in ("rnn",) else 1
-    return [dict(base, kernel=f0.kernel, op=f0.op, calls=calls, macs=f0.macs * calls,
-                 bytes=f0.bytes * calls, groups=f0.groups, cin_per_group=f0.cin_per_group,
-                 cout_per_group=f0.cout_per_group, out_pixels=f0.out_pixels, taps=f0.taps, outer=f0.outer, lead=f0.lead,
-                 weight_bytes=f0.weight_bytes)]
+    return [dict(base, **feature_columns(f0, calls))]
 
 
 def _protocol(budget_s: float):

@@ -42,10 +42,12 @@ import numpy as np
 
 from ..errors import GroupConvError
 from ..lsq import jacobian_covariance, kfold_splits, nnls_relative
+from ..vocab import DTYPE_BYTES
 
 __all__ = [
     "KERNELS",
     "FEATURES",
+    "MATMUL_TERMS",
     "Roofline",
     "KernelModel",
     "OpFeatures",
@@ -56,6 +58,8 @@ __all__ = [
     "cpu_conv_uses_mkldnn",
     "kernel_of",
     "features_of",
+    "hidden_copy_features",
+    "COPYING_OPS",
     "fit_kernel_model",
 ]
 
@@ -78,6 +82,7 @@ KERNELS: tuple[str, ...] = (
     "reduction",
     "softmax",
     "copy",
+    "transpose",  # a copy that reorders its input (x.permute(...).contiguous(), a non-contiguous input copied)
     "cat",
     "embedding",
     "rnn",
@@ -98,9 +103,18 @@ FEATURES: dict[str, tuple[str, ...]] = {k: ("log_bytes", "log_outer") for k in K
 for _k in ("conv_mkldnn", "conv_dw", "conv_slow", "conv_transpose", "conv_transpose_slow"):
     FEATURES[_k] = _CONV_TERMS
     FORMS[_k] = "linear"
-for _k in ("matmul", "mha", "encoder_layer"):
+for _k in ("mha", "encoder_layer"):
     FEATURES[_k] = ("macs", "bytes")
     FORMS[_k] = "linear"
+#: A GEMM (M x K) @ (K x N), ``groups`` of them for a batched one: additive terms like a
+#: conv's, with M, K, N in the conv fields (``out_pixels``, ``cin_per_group``,
+#: ``cout_per_group``): MACs, traffic, and the MACs spent with a short K (M N output
+#: elements: each written once), a short N (M K: the left operand streamed per output
+#: column block) or a short M (K N: the right operand streamed per row block).
+MATMUL_TERMS: tuple[str, ...] = ("macs", "weight_bytes", "act_bytes", "groups", "macs_per_cin_group",
+                                 "macs_per_cout_group", "macs_per_pixel", "macs_per_min_channels_sq")
+FEATURES["matmul"] = MATMUL_TERMS
+FORMS["matmul"] = "linear"
 # fused attention loops over batch x heads; a fused RNN layer over its time steps
 FEATURES["attention"] = ("macs", "bytes", "outer")
 FORMS["attention"] = "linear"
@@ -118,6 +132,16 @@ FUSED_KERNELS: dict[str, str] = {
     "groupconv.rnn_loop": "rnn_loop",
 }
 FEATURES["other"] = ("log_macs", "log_bytes")
+#: Softmax over the last dim: per element, per row, and per element of rows shorter than
+#: a vector register (8 or 16 floats), which the CPU kernel runs scalar (a row of 7 or 14
+#: costs 15-20x per element what a row of 16 does here).
+FEATURES["softmax"] = ("bytes", "outer", "bytes_short_rows_8", "bytes_short_rows_16")
+FORMS["softmax"] = "linear"
+
+#: Operators whose CPU kernel makes a non-contiguous input contiguous before it runs
+#: (``input.contiguous()`` in the kernel; invisible in a trace): priced as the op plus a
+#: ``transpose`` of the strided input bytes (:func:`hidden_copy_features`).
+COPYING_OPS: tuple[str, ...] = ("native_layer_norm.", "_softmax.", "_log_softmax.")
 
 #: Recurrent modules the CPU runs as a C++ loop of small aten ops (no fused kernel):
 #: their ops are priced as one ``rnn_loop`` call per module call.
@@ -155,6 +179,8 @@ class OpFeatures:
     weight_bytes: float = 0.0
     lead: int = 1
     phase: str = "forward"
+    row: int = 1
+    strided_bytes: float = 0.0
 
     def value(self, name: str) -> float:
         if not name.startswith("log_"):
@@ -189,6 +215,8 @@ class OpFeatures:
             "macs_x_taps": m * self.taps,  # backward: a large kernel's weight gradient (platform/backward.py)
             "outer": float(self.outer),
             "lead": float(self.lead),
+            "bytes_short_rows_8": self.bytes if self.row < 8 else 0.0,
+            "bytes_short_rows_16": self.bytes if self.row < 16 else 0.0,
         }
         return float(terms[name])
 
@@ -303,6 +331,8 @@ def kernel_of(op, *, device: str = "cpu", threads: int = 1) -> str:
     if op_class not in ("conv", "conv_transpose"):
         if op.macs == 0 and op.bytes_read + op.bytes_written == 0:
             return "view"
+        if op_class == "copy" and getattr(op, "strided_bytes", 0):
+            return "transpose"
         return op_class if op_class in KERNELS else "other"
     x, w, stride, groups = _conv_geometry(op)
     transposed = conv_is_transposed(op)
@@ -320,6 +350,28 @@ def kernel_of(op, *, device: str = "cpu", threads: int = 1) -> str:
     return "conv_dw" if depthwise else "conv_mkldnn"
 
 
+#: Operators that normalise over the last dim(s): their ``outer`` is the number of rows.
+_ROW_OPS: tuple[str, ...] = ("native_layer_norm", "_softmax", "_log_softmax", "_safe_softmax")
+
+def _gemm_geometry(shapes: Sequence[Sequence[int]], dtype: object) -> dict[str, float]:
+    """M, K, N (as ``out_pixels``, ``cin_per_group``, ``cout_per_group``), the batch of
+    GEMMs (``groups``) and the right operand's bytes (``weight_bytes``) of a matmul op
+    (``addmm(bias, a, b)``, ``mm(a, b)``, ``bmm``/``baddbmm`` on 3-D operands)."""
+    mats = [tuple(s) for s in shapes if len(s) >= 2]
+    if len(mats) < 2:
+        return {}
+    a, b = mats[-2], mats[-1]
+    groups = int(math.prod(a[:-2])) if len(a) > 2 else 1
+    itemsize = DTYPE_BYTES.get(str(dtype), 4)
+    return {
+        "out_pixels": max(1, int(a[-2])),
+        "cin_per_group": max(1, int(a[-1])),
+        "cout_per_group": max(1, int(b[-1])),
+        "matmul_groups": max(1, groups),
+        "weight_bytes": float(math.prod(b) * itemsize),
+    }
+
+
 def features_of(op, *, device: str = "cpu", threads: int = 1) -> OpFeatures:
     """:class:`OpFeatures` of an ``OpCount``-like object (per call)."""
     kernel = kernel_of(op, device=device, threads=threads)
@@ -329,7 +381,7 @@ def features_of(op, *, device: str = "cpu", threads: int = 1) -> OpFeatures:
     if kernel.startswith("conv") and len(shapes) >= 2 and op.output_shapes:
         x, w, _, groups = _conv_geometry(op)
         out = tuple(shapes[0] if "convolution_backward" in str(op.op) else op.output_shapes[0])
-        itemsize = {"float64": 8, "float16": 2, "bfloat16": 2}.get(str(getattr(op, "dtype", "float32")), 4)
+        itemsize = DTYPE_BYTES.get(str(getattr(op, "dtype", "float32")), 4)
         extra = {
             "weight_bytes": float(math.prod(w) * itemsize),
             "cin_per_group": int(w[1]),
@@ -337,19 +389,66 @@ def features_of(op, *, device: str = "cpu", threads: int = 1) -> OpFeatures:
             "out_pixels": math.prod(out[2:]) if len(out) > 2 else 1,
             "taps": math.prod(w[2:]) if len(w) > 2 else 1,
         }
+    elif kernel == "matmul":
+        extra = _gemm_geometry(shapes, getattr(op, "dtype", "float32"))
     first = shapes[0] if shapes else ()
+    name = str(getattr(op, "op", ""))
+    if first and any(k in name for k in _ROW_OPS):
+        # a norm or softmax over the last dim(s) loops over rows, whatever the layout
+        # (B*T tokens, B*H*W channels-last pixels, B*heads*T scores); a layer norm's
+        # rows: its input over its weight (forward), its saved mean (backward)
+        if "layer_norm_backward" in name and len(shapes) > 2:
+            rows = math.prod(shapes[2])
+        elif "layer_norm" in name and len(shapes) > 1 and shapes[1]:
+            rows = math.prod(first) // max(math.prod(shapes[1]), 1)
+        else:
+            rows = math.prod(first) // max(first[-1], 1)
+        extra.setdefault("outer", max(1, int(rows)))
+        extra.setdefault("row", max(1, int(math.prod(first) // max(int(rows), 1))))
     extra.setdefault("outer", int(math.prod(first[:2])) if first else 1)
     extra.setdefault("lead", int(first[0]) if first else 1)
+    groups = int(extra.pop("matmul_groups", 0) or getattr(op, "groups", 1) or 1)
     return OpFeatures(
         kernel=kernel,
         macs=float(op.macs),
         bytes=float(op.bytes_read + op.bytes_written),
-        groups=int(getattr(op, "groups", 1) or 1),
+        groups=groups,
         op=str(getattr(op, "op", "")),
         batch=int(batch),
         phase=str(getattr(op, "phase", "forward") or "forward"),
+        strided_bytes=_strided_bytes(op, kernel, shapes),
         **extra,
     )
+
+
+def _strided_bytes(op, kernel: str, shapes) -> float:
+    """The op's non-contiguous input bytes; 0 for an elementwise op whose inputs are all
+    non-contiguous alike (it runs in their memory order: nothing is reordered)."""
+    strided = float(getattr(op, "strided_bytes", 0) or 0)
+    if strided and kernel in ("elementwise", "activation"):
+        itemsize = DTYPE_BYTES.get(str(getattr(op, "dtype", "float32")), 4)
+        if strided >= sum(math.prod(s) for s in shapes) * itemsize:
+            return 0.0
+    return strided
+
+
+def hidden_copy_features(feats: OpFeatures) -> OpFeatures | None:
+    """The ``transpose`` an op runs inside its kernel before its own work, or None.
+
+    A layer norm or a softmax on a non-contiguous input (a channels-last view of an NCHW
+    map, as ConvNeXt and Swin feed their norms) copies it contiguous first; a binary
+    elementwise op reading operands of different layouts (a permuted residual added to a
+    contiguous one) reads the strided one out of order. Either costs about a transposing
+    copy of the strided bytes, which the trace does not show as an op.
+    """
+    if not feats.strided_bytes or feats.kernel in ("transpose", "view", "matmul") or feats.kernel.startswith("conv"):
+        return None
+    copies = any(k in feats.op for k in COPYING_OPS)
+    mixed = feats.kernel == "elementwise"  # some inputs strided, some not (_strided_bytes)
+    if not (copies or mixed):
+        return None
+    return OpFeatures(kernel="transpose", macs=0.0, bytes=2.0 * feats.strided_bytes, op="aten.clone.default",
+                      outer=feats.outer, phase=feats.phase)
 
 
 @dataclass(frozen=True)

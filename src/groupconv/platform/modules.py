@@ -50,8 +50,14 @@ def _modules():
             return x + self.other if self.op == "add" else torch.cat([x, self.other], dim=1)
 
     class Copy(nn.Module):
+        """A copy: reordering (``x.transpose(2, 3).contiguous()``, a ``transpose`` kernel) or not."""
+
+        def __init__(self, reorder: bool = True) -> None:
+            super().__init__()
+            self.reorder = reorder
+
         def forward(self, x):
-            return x.transpose(2, 3).contiguous()
+            return x.transpose(2, 3).contiguous() if self.reorder else x.clone()
 
     class View(nn.Module):
         def forward(self, x):
@@ -196,8 +202,8 @@ def build_spec(spec: Spec, device: str, dtype):
             mod = nn.AdaptiveAvgPool2d(1)
         elif spec.kind == "softmax":
             mod = nn.Softmax(dim=-1)
-        elif spec.kind == "copy":
-            mod = Copy()
+        elif spec.kind in ("copy", "clone"):
+            mod = Copy(reorder=spec.kind == "copy")
         else:
             raise GroupConvError(f"unknown calibration op {spec.kind!r}")
         return mod.to(**kw).eval(), x, 1
@@ -303,6 +309,11 @@ def _b_tsoftmax(p, kw):
 def _b_permute(p, kw):
     import torch
 
+    if "to" in p:  # NCHW <-> channels-last, made contiguous
+        b, c, h = p["batch"], p["c"], p["h"]
+        if p["to"] == "nhwc":
+            return _lambda(lambda y: y.permute(0, 2, 3, 1).contiguous()), torch.randn(b, c, h, h, **kw), 1
+        return _lambda(lambda y: y.permute(0, 3, 1, 2).contiguous()), torch.randn(b, h, h, c, **kw), 1
     x = torch.randn(p["batch"], p["t"], p["heads"], p["hd"], **kw)
     return _lambda(lambda y: y.permute(0, 2, 1, 3).contiguous()), x, 1
 

@@ -17,13 +17,13 @@ from ..errors import GroupConvError
 from ..measure.schema import RunWriter, format_value
 from .models import OpFeatures
 
-__all__ = ["RUN_COLUMNS", "CONDITION_COLUMNS", "check_conditions", "open_runs", "row_features", "row_value", "runs_path_for"]
+__all__ = ["RUN_COLUMNS", "CONDITION_COLUMNS", "check_conditions", "feature_columns", "open_runs", "row_features", "row_value", "runs_path_for"]
 
 #: Columns of the calibration runs CSV (``time_s``/``energy_J`` are per **call**).
 RUN_COLUMNS: tuple[str, ...] = (
     "key", "phase", "kind", "spec", "kernel", "op", "batch", "copies", "calls", "macs", "bytes", "groups",
-    "cin_per_group", "cout_per_group", "out_pixels", "taps", "outer", "lead", "weight_bytes",
-    "time_s", "time_std_s", "energy_J", "repeats", "trials", "device", "threads", "dtype", "timestamp",
+    "cin_per_group", "cout_per_group", "out_pixels", "taps", "outer", "lead", "weight_bytes", "row",
+    "strided_bytes", "time_s", "time_std_s", "energy_J", "repeats", "trials", "device", "threads", "dtype", "timestamp",
     "device_name", "torch_version",
 )
 #: The measurement conditions every row carries: a calibration resumes only from rows of
@@ -81,5 +81,15 @@ def row_features(r: dict[str, object], calls: int) -> OpFeatures:
         kernel=str(r["kernel"]), macs=row_value(r, "macs") / calls, bytes=row_value(r, "bytes") / calls,
         groups=i("groups"), op=str(r.get("op") or ""), batch=i("batch"), cin_per_group=i("cin_per_group"),
         cout_per_group=i("cout_per_group"), out_pixels=i("out_pixels"), taps=i("taps"), outer=i("outer"),
-        lead=i("lead"), weight_bytes=row_value(r, "weight_bytes") or 0.0,
+        lead=i("lead"), weight_bytes=row_value(r, "weight_bytes") or 0.0, row=i("row"),
+        strided_bytes=row_value(r, "strided_bytes") or 0.0,
     )
+
+
+def feature_columns(f: OpFeatures, calls: int = 1) -> dict[str, object]:
+    """The runs-row columns of a measured op's features (``calls`` calls of it timed as one
+    row: MACs and bytes summed over them)."""
+    return {"kernel": f.kernel, "op": f.op, "calls": calls, "macs": f.macs * calls, "bytes": f.bytes * calls,
+            "groups": f.groups, "cin_per_group": f.cin_per_group, "cout_per_group": f.cout_per_group,
+            "out_pixels": f.out_pixels, "taps": f.taps, "outer": f.outer, "lead": f.lead,
+            "weight_bytes": f.weight_bytes, "row": f.row, "strided_bytes": f.strided_bytes}

@@ -26,7 +26,7 @@ import numpy as np
 
 from .models import cpu_conv_uses_mkldnn
 
-__all__ = ["SEQUENCE_KINDS", "SEQUENCE_NETWORKS", "Spec", "make_spec", "roofline_specs", "operator_specs", "network_specs", "spec_kernel", "farthest_first"]
+__all__ = ["FUSED_SPEC_KERNELS", "SEQUENCE_KINDS", "SEQUENCE_NETWORKS", "Spec", "make_spec", "roofline_specs", "operator_specs", "network_specs", "spec_kernel", "farthest_first"]
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def _conv_candidates(rng: np.random.Generator, n: int, batches: Sequence[int]) -
 def _memory_candidates(rng: np.random.Generator, n: int, batches: Sequence[int]) -> list[Spec]:
     out: list[Spec] = []
     seen: set[str] = set()
-    kinds = ("bn", "act", "add", "maxpool", "avgpool", "gap", "cat", "copy", "ln", "softmax", "linear")
+    kinds = ("bn", "act", "add", "maxpool", "avgpool", "gap", "cat", "copy", "clone", "ln", "softmax", "linear")
     tries = 0
     while len(out) < n and tries < 50 * n:
         tries += 1
@@ -154,6 +154,10 @@ def _memory_candidates(rng: np.random.Generator, n: int, batches: Sequence[int])
             out.append(s)
     return out
 
+
+#: Specs of a fused kernel (the kind -> the kernel type it should time); the CPU falls
+#: back to the decomposition in some cases (see ``fitting.dispatched_as_specified``).
+FUSED_SPEC_KERNELS: dict[str, str] = {"mha": "mha", "enclayer": "encoder_layer"}
 
 #: Operator kinds of networks beyond CNNs (token, attention, recurrent, 1-D, decoder ops).
 SEQUENCE_KINDS: tuple[str, ...] = ("tlinear", "sdpa", "mha", "enclayer", "tln", "tsoftmax", "tact", "permute",
@@ -196,6 +200,12 @@ def _sequence_candidates(rng: np.random.Generator, n: int, batches: Sequence[int
             if b * heads * t * t > 4e6:
                 continue
             s = make_spec("op", kind, batch=b, heads=heads, t=t)
+        elif kind == "permute" and rng.random() < 0.5:  # a map between NCHW and channels-last (ConvNeXt, Swin)
+            h = int(rng.choice((7, 14, 28, 56)))
+            c = int(rng.choice((32, 64, 96, 192, 384)))
+            if b * c * h * h > 4e6:
+                continue
+            s = make_spec("op", kind, batch=b, c=c, h=h, to=str(rng.choice(("nhwc", "nchw"))))
         elif kind == "permute":
             if b * t * d > 4e6:
                 continue
@@ -276,9 +286,9 @@ def spec_kernel(s: Spec, threads: int) -> str:
         return "conv_transpose" if cpu_conv_uses_mkldnn(x, w, stride=p["stride"], threads=threads) else \
             "conv_transpose_slow"
     return {"bn": "norm", "ln": "norm", "act": "activation", "add": "elementwise", "maxpool": "pool",
-            "avgpool": "pool", "gap": "reduction", "cat": "cat", "copy": "copy", "softmax": "softmax",
+            "avgpool": "pool", "gap": "reduction", "cat": "cat", "copy": "transpose", "clone": "copy", "softmax": "softmax",
             "linear": "matmul", "tlinear": "matmul", "sdpa": "attention", "mha": "mha", "enclayer": "encoder_layer",
-            "tln": "norm", "tsoftmax": "softmax", "tact": "activation", "permute": "copy", "lstm": "rnn", "gru": "rnn_loop",
+            "tln": "norm", "tsoftmax": "softmax", "tact": "activation", "permute": "transpose", "lstm": "rnn", "gru": "rnn_loop",
             "interp": "other", "embedding": "embedding", "tadd": "elementwise"}.get(s.kind, "other")
 
 
@@ -294,6 +304,9 @@ def _spec_point(s: Spec) -> np.ndarray:
         macs = p["batch"] * p["fin"] * p["fout"]
         byts = 4 * (p["batch"] * (p["fin"] + p["fout"]) + p["fin"] * p["fout"])
         return np.array([np.log(macs), np.log(byts), 0.0, 0.0, np.log(p["batch"])])
+    if s.kind == "permute":  # two layouts (attention heads, NCHW <-> NHWC): their size
+        n = p["batch"] * (p["c"] * p["h"] ** 2 if "c" in p else p["t"] * p["heads"] * p["hd"])
+        return np.array([np.log(4.0 * n), np.log(p["batch"])])
     if "c" in p and "h" in p and s.kind not in SEQUENCE_KINDS:
         byts = 4 * p["batch"] * p["c"] * p["h"] ** 2
         return np.array([0.0, np.log(byts), 0.0, 0.0, np.log(p["batch"])])
