@@ -20,7 +20,6 @@ import json
 import math
 import re
 import shutil
-import sys
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
