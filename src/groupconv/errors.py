@@ -32,8 +32,9 @@ class GroupConvError(ValueError):
 
 
 class UserModelError(GroupConvError):
-    """The user's own model code (a factory, a module's import or its ``forward``) raised,
-    or called ``sys.exit``: the message names the model and the original error, on one line."""
+    """The user's own code (a model or data factory, a module's import, a model's ``forward``)
+    raised, or called ``sys.exit``: the message names the model (or the file) and the
+    original error, on one line."""
 
 
 class GroupConvWarning(UserWarning):

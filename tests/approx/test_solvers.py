@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from groupconv.approx.data import gram_from_data, he_variance, sample_data, sample_weights
+from groupconv.approx.data import gram_from_data, he_variance, patches, sample_data, sample_weights
+from groupconv.approx.measure import approximability
 from groupconv.approx.solvers import GramSolver, reference_errors
 from groupconv.approx.structures import BGCStructure, DenseStructure, GCStructure, PartitionedGCStructure
 from groupconv.errors import GroupConvError
@@ -180,21 +181,6 @@ def test_layout_weight_mismatch_is_an_error():
 # --- the solver on awkward data (was test_approx_robust.py) ----------------------------------
 # The fast solver on awkward real-world data: channel scales over many decades, near-perfect
 # fits, zero weights, extreme scales, complex and grad-requiring inputs; against the reference.
-
-import math
-import warnings
-
-import numpy as np
-import pytest
-import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from groupconv.approx.data import gram_from_data, patches, sample_data, sample_weights
-from groupconv.approx.measure import approximability
-from groupconv.approx.solvers import GramSolver, reference_errors
-from groupconv.approx.structures import BGCStructure, GCStructure, PartitionedGCStructure
-from groupconv.errors import GroupConvError
 
 
 @given(

@@ -6,15 +6,18 @@ import math
 
 import numpy as np
 import pytest
-import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from groupconv.approx import theory
 from groupconv.approx.data import DATA_VARIANCE, gram_from_data, he_variance, sample_data, sample_weights
+from groupconv.approx.measure import ApproxConfig, approximability
 from groupconv.approx.solvers import GramSolver
 from groupconv.approx.structures import BGCStructure, GCStructure, PartitionedGCStructure
+from groupconv.cost.numeric import gc_variant_cost, gc_variant_params
 from groupconv.errors import GroupConvError
+from groupconv.figures import registry
+from groupconv.figures.bgc_approx import make_equal_cost, paper_sweeps
 
 
 @given(st.integers(1, 49), st.integers(1, 512), st.integers(1, 256), st.sampled_from(["gc", "bgc"]))
@@ -145,16 +148,6 @@ def test_expected_E_errors():
 
 # --- BGC with N groups against GC with N/2 (was test_approx_equal_cost.py) -----------------------
 # BGC with N groups against GC with N/2: the same cost, and under white data the same error.
-
-import numpy as np
-import pytest
-
-from groupconv.approx import theory
-from groupconv.approx.measure import ApproxConfig, approximability
-from groupconv.approx.structures import BGCStructure, GCStructure
-from groupconv.cost.numeric import gc_variant_cost, gc_variant_params
-from groupconv.figures import registry
-from groupconv.figures.bgc_approx import make_equal_cost, paper_sweeps
 
 SMALL = ApproxConfig(in_channels=64, out_channels=64, data_samples=16, weight_samples=2)
 

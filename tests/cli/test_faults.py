@@ -20,7 +20,6 @@ import json
 import math
 import re
 import shutil
-import sys
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -406,6 +405,9 @@ def _model_cases():
 DATA = ["x.pt", "dict.pt", "empty.npy", "empty4.npy", "strings.npy", "text.npy", "text.pt", "arch.npz", "data.csv",
         "missing.npy", "a_dir", "img5.npy", "seq.npy", "nan.npy"]
 
+DATA_SPECS = ["import_exit.py:f", "import_error.py:f", "syntax_error.py:f", "missing.py:f", "own_error.py:exits",
+              "own_error.py:factory", "own_error.py:nosuch", "a_dir/x.py:f"]
+
 
 def _data_cases():
     out = []
@@ -414,6 +416,9 @@ def _data_cases():
         out.append((f"design --data={name}", argv, None))
         if name not in ("seq.npy",):
             out.append((f"approx --data={name}", [*BASES["approx"][:-2], "--data", "{D}/" + name], None))
+    for spec in DATA_SPECS:  # --data FILE.py:FACTORY: the user's data file, loaded like a model file
+        argv = [("{D}/" + spec) if a == "{D}/img.npy" else a for a in BASES["design"]]
+        out.append((f"design --data={spec}", argv, None))
     out.append(("approx --data conflicting --in-channels", [*BASES["approx"][:-2], "--data", "{D}/seq.npy",
                                                             "--in-channels", "4"], None))
     return out

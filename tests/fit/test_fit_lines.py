@@ -3,8 +3,6 @@ problem named for what it is, with its line."""
 
 from __future__ import annotations
 
-import pytest
-
 from groupconv.cli import main
 
 LAYER_HEADER = "workload,in_channels,out_channels,kernel,height,width,groups,batch,method,mode,time_s"

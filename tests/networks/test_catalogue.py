@@ -20,7 +20,13 @@ from groupconv.networks import (
     compare_with_paper,
     paper_networks,
 )
-from groupconv.networks.catalogue import MACS_TOLERANCE, PARAMS_TOLERANCE, PRINTED_STEP
+from groupconv.networks.catalogue import (
+    MACS_TOLERANCE,
+    PARAMS_TOLERANCE,
+    PRINTED_STEP,
+    grouped_channels,
+    layer_groups,
+)
 from groupconv.errors import GroupConvError
 from groupconv.paper_tables import load_e2gc_tables
 
@@ -260,12 +266,6 @@ def test_network_summary_lists_every_layer_and_the_totals():
 
 # --- per-layer group counts (was test_per_layer_groups.py) --------------------------------------
 # Per-layer group counts (``groups=[...]``) of the catalogue's networks and torch modules.
-
-import pytest
-
-from groupconv.errors import GroupConvError
-from groupconv.networks import ARCHITECTURES, PAPER_GROUPS, VARIANTS, build_network
-from groupconv.networks.catalogue import grouped_channels, layer_groups
 
 
 def test_grouped_channels_by_hand():

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from groupconv.errors import GroupConvError  # noqa: E402
-from groupconv.networks import build_network, count_module, input_shape, resolve_model  # noqa: E402
+from groupconv.approx.sources import resolve_data  # noqa: E402
+from groupconv.errors import GroupConvError, UserModelError  # noqa: E402
+from groupconv.networks import (  # noqa: E402
+    build_network,
+    count_module,
+    input_shape,
+    load_user_module,
+    resolve_model,
+)
 
 SOURCE = '''
 from torch import nn
@@ -67,3 +76,74 @@ def test_bad_specs_are_one_line(spec, fragment, spec_file):
     with pytest.raises(GroupConvError) as info:
         resolve_model(spec.replace("{f}", str(spec_file)))
     assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+BAD_FILES = {  # file text -> (error class, the line load_user_module gives, {f} the file)
+    "exits.py": ("import sys\nsys.exit(3)\n", UserModelError, "importing {f} called sys.exit(3)"),
+    "exits_text.py": ("raise SystemExit('bye')\n", UserModelError, "importing {f} called sys.exit('bye')"),
+    "raises.py": ("raise KeyError('w')\n", UserModelError, "importing {f} raised KeyError: 'w'"),
+    "multiline.py": ("raise ValueError('first\\nsecond')\n", UserModelError, "importing {f} raised ValueError: first"),
+    "syntax.py": ("def f(:\n", UserModelError, "importing {f} raised SyntaxError: "),
+    "missing_dep.py": ("import no_such_package_here\n", UserModelError,
+                       "importing {f} raised ModuleNotFoundError: No module named 'no_such_package_here'"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_load_user_module_turns_a_failing_import_into_one_line(tmp_path, name):
+    text, kind, expected = BAD_FILES[name]
+    path = tmp_path / name
+    path.write_text(text)
+    before = set(sys.modules)
+    with pytest.raises(kind) as info:
+        load_user_module(str(path))
+    message = str(info.value)
+    assert message.startswith(expected.format(f=path)) and "\n" not in message, message
+    assert set(sys.modules) - before == set()  # the half-run module is not left behind
+
+
+def test_load_user_module_missing_unloadable_and_unimportable(tmp_path):
+    for where, expected in [
+        (str(tmp_path / "nowhere.py"), f"no such file {tmp_path / 'nowhere.py'}"),
+        (str(tmp_path), f"no such file {tmp_path}"),  # a directory is not a file
+        ("no_such_pkg_xyz.models", "cannot import no_such_pkg_xyz.models (No module named 'no_such_pkg_xyz')"),
+    ]:
+        with pytest.raises(GroupConvError) as info:
+            load_user_module(where)
+        assert str(info.value) == expected and not isinstance(info.value, UserModelError)
+    (tmp_path / "notes.txt").write_text("x = 1\n")
+    with pytest.raises(GroupConvError, match=r"cannot load .*notes.txt as Python"):
+        load_user_module(str(tmp_path / "notes.txt"))
+
+
+def test_load_user_module_runs_a_file_and_imports_a_module(tmp_path, monkeypatch):
+    path = tmp_path / "user_things_abc.py"
+    path.write_text("VALUE = 6 * 7\n")
+    module = load_user_module(path)  # a PathLike is a file
+    assert module.VALUE == 42 and sys.modules["user_things_abc"] is module  # importable under its stem
+    private = load_user_module(str(path), module_name="_private_user_things")
+    assert private.VALUE == 42 and private is not module and sys.modules["user_things_abc"] is module
+    assert load_user_module("json.decoder") is sys.modules["json.decoder"]
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "exits_on_import_pkg.py").write_text("import sys\nsys.exit(9)\n")
+    with pytest.raises(UserModelError, match=r"^importing exits_on_import_pkg called sys.exit\(9\)$"):
+        load_user_module("exits_on_import_pkg")
+    for name in ("user_things_abc", "_private_user_things"):
+        sys.modules.pop(name, None)
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_model_and_data_specs_give_the_same_line_for_a_bad_file(tmp_path, name):
+    """The twin loaders are one: ``resolve_model`` and ``resolve_data`` prefix the same line."""
+    text, kind, expected = BAD_FILES[name]
+    path = tmp_path / name
+    path.write_text(text)
+    lines = []
+    for resolve, what in ((resolve_model, "model"), (resolve_data, "data")):
+        spec = f"{path}:make"
+        with pytest.raises(kind) as info:
+            resolve(spec)
+        prefix = f"{what} spec {spec!r}: "
+        assert str(info.value).startswith(prefix + expected.format(f=path)), str(info.value)
+        lines.append(str(info.value)[len(prefix):])
+    assert lines[0] == lines[1]

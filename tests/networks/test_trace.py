@@ -7,6 +7,7 @@ also checked against torch's FlopCounterMode on the meta device
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -510,16 +511,6 @@ def test_a_broadcast_weight_is_read_once():
 # FlopCounterMode on the meta device, and on the real CPU kernels (fused attention,
 # mkldnn RNN) it counts the same.
 
-import copy
-
-import pytest
-
-torch = pytest.importorskip("torch")
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-
-from groupconv.networks import count_module  # noqa: E402
 
 class SE(nn.Module):
     """Squeeze-excitation: global pool, two 1x1 convs, a sigmoid gate."""

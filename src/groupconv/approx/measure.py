@@ -440,7 +440,6 @@ def _sweep(cfg, chosen, x, w, data_source, weight_source, solver, given_data, pr
     fast = GramSolver(gram, w)
     mean_sq_w = float(np.mean(np.sum(w.reshape(w.shape[0], -1) ** 2, axis=1)))
     mean_sq_x = gram.mean_sq_norm * gram.scale
-    denom = mean_sq_w * mean_sq_x
     synthetic = data_source != "user" and weight_source != "user"
 
     steps = layouts

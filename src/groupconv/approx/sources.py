@@ -31,13 +31,11 @@ of batches, or a tensor). torch is imported inside the functions.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from ..errors import GroupConvError
+from ..errors import GroupConvError, UserModelError
+from ..networks.resolve import load_user_module
 
 __all__ = ["iter_batches", "resolve_data", "ShardDirectory", "describe_batch"]
 
@@ -225,27 +223,13 @@ def _load_file(path: Path):
 
 def _factory(spec: str):
     where, _, attr = spec.rpartition(":")
-    if where.endswith(".py") or "/" in where:
-        path = Path(where)
-        if not path.is_file():
-            raise GroupConvError(f"data spec {spec!r}: no such file {where}")
-        name = f"_groupconv_user_data_{abs(hash(str(path.resolve())))}"
-        loader_spec = importlib.util.spec_from_file_location(name, path)
-        if loader_spec is None or loader_spec.loader is None:
-            raise GroupConvError(f"data spec {spec!r}: cannot load {where} as Python")
-        module = importlib.util.module_from_spec(loader_spec)
-        sys.modules[name] = module
-        try:
-            loader_spec.loader.exec_module(module)
-        except Exception as exc:  # the user's file can raise anything on import
-            sys.modules.pop(name, None)
-            text = str(exc).strip().splitlines()
-            raise GroupConvError(f"data spec {spec!r}: importing {where} raised {type(exc).__name__}: {text[0] if text else ''}") from None
-    else:
-        try:
-            module = importlib.import_module(where)
-        except ImportError as exc:
-            raise GroupConvError(f"data spec {spec!r}: cannot import {where} ({exc})") from None
+    # a private module name: the data file may be the model's file, whose module (and the
+    # classes of the model already built from it) must stay the one in sys.modules
+    name = f"_groupconv_user_data_{abs(hash(str(Path(where).resolve())))}"
+    try:
+        module = load_user_module(where, module_name=name)
+    except GroupConvError as exc:  # the loader's line, prefixed with the spec it came from
+        raise type(exc)(f"data spec {spec!r}: {exc}") from None
     factory = getattr(module, attr, None)
     if factory is None or not callable(factory):
         raise GroupConvError(f"data spec {spec!r}: {where} has no callable {attr!r}")
@@ -253,9 +237,11 @@ def _factory(spec: str):
         return factory()
     except GroupConvError:
         raise
+    except SystemExit as exc:  # a factory that calls sys.exit must not end the CLI silently
+        raise UserModelError(f"data spec {spec!r}: the factory called sys.exit({exc.code!r})") from None
     except Exception as exc:
         text = str(exc).strip().splitlines()
-        raise GroupConvError(f"data spec {spec!r}: the factory raised {type(exc).__name__}: {text[0] if text else ''}") from None
+        raise UserModelError(f"data spec {spec!r}: the factory raised {type(exc).__name__}: {text[0] if text else ''}") from None
 
 
 def resolve_data(spec: str):

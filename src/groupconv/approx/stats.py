@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable
+from contextlib import contextmanager
 
 from .. import _progress
 from ..errors import GroupConvError
@@ -344,6 +345,32 @@ def run_batches(model, data, step, *, input_index=None, batch_size: int = 256, p
     return {"samples": samples, "shape": shape, "sample": sample}
 
 
+@contextmanager
+def _ranks_agree(model, names: Iterable[str], *, timeout_s: float | None):
+    """Run the block (a pass over this rank's data), then make every rank agree.
+
+    Yields a dict that the block fills with :func:`run_batches`' result. In one process a
+    :class:`GroupConvError` of the block propagates as it is. Under torch.distributed it
+    is caught, and on leaving the block every rank exchanges its error or its signature
+    (the data's sample shape and the model's layers, :func:`model_signature`) with
+    :func:`~groupconv.approx.distributed.agree`, which raises the same one line on every
+    rank if any failed or they disagree - so that no rank is left waiting in a later
+    collective for one that gave up. Other exceptions propagate without the exchange.
+    """
+    multi = distributed.active()
+    info: dict = {"samples": 0, "shape": None}
+    error = None
+    try:
+        yield info
+    except GroupConvError as exc:
+        if not multi:
+            raise
+        error = str(exc)
+    if multi:
+        distributed.agree(error, f"inputs {info.get('sample') or 'none'}; {model_signature(model, names)}",
+                          timeout_s=timeout_s)
+
+
 def collect_stats(model, data, convs: dict, *, input_index=None, batch_size: int = 256, progress=None,
                   chunk_elements: int = DEFAULT_CHUNK_ELEMENTS, timeout_s: float | None = None) -> dict:
     """Per-layer :class:`~groupconv.approx.data.DataGram` of ``convs`` on ``data``, streamed.
@@ -373,29 +400,23 @@ def collect_stats(model, data, convs: dict, *, input_index=None, batch_size: int
     """
     stats = {name: PatchStats(conv, name, chunk_elements=chunk_elements) for name, conv in convs.items()}
     multi = distributed.active()
-    error, info = None, {"samples": 0, "shape": None}
     handles = []
     for name, conv in convs.items():
         def hook(module, args, name=name):
             stats[name].add(args[0])
         handles.append(conv.register_forward_pre_hook(hook))
-    try:
-        info = run_batches(model, data, lambda inputs, out: None, input_index=input_index,
-                           batch_size=batch_size, progress=progress)
-        missing = [n for n, s in stats.items() if s.samples == 0]
-        if missing:
-            raise GroupConvError(f"layer {missing[0]!r} was not called by the model's forward pass")
-    except GroupConvError as exc:
-        if not multi:
-            raise
-        error = str(exc)
-    finally:
-        for h in handles:
-            h.remove()
+    with _ranks_agree(model, convs, timeout_s=timeout_s) as info:
+        try:
+            info.update(run_batches(model, data, lambda inputs, out: None, input_index=input_index,
+                                    batch_size=batch_size, progress=progress))
+            missing = [n for n, s in stats.items() if s.samples == 0]
+            if missing:
+                raise GroupConvError(f"layer {missing[0]!r} was not called by the model's forward pass")
+        finally:
+            for h in handles:
+                h.remove()
     flops = sum(s.flops for s in stats.values())
     if multi:
-        distributed.agree(error, f"inputs {info.get('sample') or 'none'}; {model_signature(model, convs)}",
-                          timeout_s=timeout_s)
         for s in stats.values():
             s.reduce(timeout_s=timeout_s)
         import torch
@@ -449,27 +470,20 @@ def collect_sequential_stats(model, converted, name: str, data, *, input_index=N
     pair = _Pair()
     handles = [conv.register_forward_pre_hook(keep),
                converted.get_submodule(name).register_forward_pre_hook(add)]
-    multi = distributed.active()
-    error, info = None, {}
     flags = (model.training, converted.training)
-    try:
-        model.eval()
-        converted.eval()
-        info = run_batches(pair, data, lambda inputs, out: None, input_index=input_index,
-                           batch_size=batch_size, progress=progress)
-        if stats.samples == 0:
-            raise GroupConvError(f"layer {name!r} was not called by the model's forward pass")
-    except GroupConvError as exc:
-        if not multi:
-            raise
-        error = str(exc)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(flags[0])
-        converted.train(flags[1])
-    if multi:
-        distributed.agree(error, f"inputs {info.get('sample') or 'none'}; {model_signature(model, [name])}",
-                          timeout_s=timeout_s)
+    with _ranks_agree(model, [name], timeout_s=timeout_s) as info:
+        try:
+            model.eval()
+            converted.eval()
+            info.update(run_batches(pair, data, lambda inputs, out: None, input_index=input_index,
+                                    batch_size=batch_size, progress=progress))
+            if stats.samples == 0:
+                raise GroupConvError(f"layer {name!r} was not called by the model's forward pass")
+        finally:
+            for h in handles:
+                h.remove()
+            model.train(flags[0])
+            converted.train(flags[1])
+    if distributed.active():
         stats.reduce(timeout_s=timeout_s)
     return stats

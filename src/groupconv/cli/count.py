@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_trace(args, catalogue: bool) -> int:
-    import torch  # a missing torch is reported by the CLI's one install hint
+    import torch  # noqa: F401 - a missing torch is reported here by the CLI's one install hint
     from ..networks import count_module, resolve_model
     from ..networks.catalogue import IMAGE_SIZE
 

@@ -62,8 +62,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
     from ..approx.sources import resolve_data
     from ..design import design, export_plan
     from ..networks import resolve_model

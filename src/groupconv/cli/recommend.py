@@ -48,7 +48,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import _validate as v
     from ..design import parse_budget, recommend
     from ..networks import ARCHITECTURES
     from ..platform import Platform

@@ -41,7 +41,7 @@ from .._atomic import atomic_write, atomic_write_text
 from ..errors import DeadChannelsWarning, ExportWarning, GroupConvError
 from ..approx.network import convert_model, replacement
 from .options import OptionTable, option_table
-from ..optimize import FrontPoint, pareto_front
+from ..optimize import pareto_front
 
 #: Error aggregates: the sum over layers of each option's ``network_E`` (the network's
 #: output error with that layer alone replaced) or of its ``rel_output_E`` (the layer's).

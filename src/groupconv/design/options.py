@@ -286,7 +286,7 @@ def _price(platform, module, shape) -> tuple[float, float | None, tuple[str, ...
     floats = {p.dtype for p in module.parameters() if p.is_floating_point()}
     if floats and floats != {dtype}:
         module = copy.deepcopy(module).to(dtype)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True):  # recorded, not shown: pred.unmeasured names them
         warnings.simplefilter("always", UnmeasuredKernelWarning)
         pred = predict(platform, module, shape)
     return float(pred.time_s), pred.energy_J, tuple(pred.unmeasured)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .._atomic import atomic_write
 from ._save import save_figure
 
 __all__ = ["FIGURES", "front_figure"]

@@ -7,7 +7,7 @@
 * :func:`count_module` - every aten op of any torch model (MACs, bytes, module, shapes),
   traced through torch's dispatcher, by default on the ``meta`` device.
 * :func:`resolve_model` - a model from ``FILE.py:FACTORY``, ``package.module:factory``
-  or a catalogue name.
+  or a catalogue name; :func:`load_user_module` - the user's file or module it loads.
 
 torch is imported only inside the functions that need it.
 """
@@ -26,7 +26,7 @@ from .catalogue import (
     paper_networks,
 )
 from .count import ModelCount, OpCount, count_module
-from .resolve import resolve_model
+from .resolve import load_user_module, resolve_model
 from .torch_models import build_module, input_shape
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "count_module",
     "groups_for",
     "input_shape",
+    "load_user_module",
     "paper_networks",
     "resolve_model",
 ]
