@@ -15,6 +15,21 @@ MLP-Mixer, a GPT-style decoder (causal SDPA, token ids), a BERT-style ``nn.Trans
 (its fused fast path), a 1-D audio convnet (grouped, dilated, strided ``Conv1d``), a UNet
 (``ConvTranspose2d``, skips), an LSTM model, a GRU model and a ConvNeXt-like net.
 
+A second set (``--set second``; ``--set all`` for both; default ``first``), written on
+2026-12-06 before that session's model changes, so that the models can be checked again on
+networks nobody has read errors from; keys prefixed ``set2/``: a PoolFormer (pooling token
+mixer, ``GroupNorm(1, C)``), a MobileViT-like hybrid (inverted residuals, a MobileViT block
+with ``nn.MultiheadAttention``), a Conformer-like speech encoder (``Conv2d`` subsampling,
+SDPA, GLU and depthwise ``Conv1d``), a T5-like encoder-decoder (hand-written RMSNorm, cross
+attention, an additive causal mask), a TCN (causal dilated ``Conv1d`` via ``F.pad``), a
+RegNetX-like CNN (group width 16), a DenseNet-like CNN (``torch.cat`` growth), a gMLP
+(spatial gating on transposed tokens), an LSTM word language model (10,000-word vocabulary)
+and an Elman RNN (``nn.RNN``, tanh)::
+
+    PYTHONPATH=src python benchmarks/platform/heldout.py --set second \\
+        --platform data/platforms/cpu-epyc-1t.json --platform-2t data/platforms/cpu-epyc-2t.json \\
+        --out benchmarks/platform/results/heldout_set2
+
 Conditions: forward at B = 1 and 8, at 1 thread (``--platform``) and at 2 threads
 (``--platform-2t``, a platform calibrated with ``--threads 2``); a training step (one
 forward + one backward, as ``groupconv.measure`` defines ``forward_backward``) at 1 thread.
@@ -30,7 +45,7 @@ Writes ``predicted.csv``, ``measured.csv``, and for each clock (wall, thread) ``
 ``summary_<clock>.json`` and ``summary_<clock>.md`` (MAPE and the share of points within
 +/-10 % and +/-15 % per family, per condition and per dominant kernel, the load averages)
 and one predicted-vs-measured figure per family (``figures_<clock>/<family>.png``). ``--quick``: B = 1 only, one round, the smaller half of the
-networks, forward at 1 thread only (a smoke run, minutes).
+chosen set's networks, forward at 1 thread only (a smoke run, minutes).
 """
 
 from __future__ import annotations
@@ -432,7 +447,8 @@ def _mobilevit(image: int):
     from torch import nn
 
     def cbs(cin, cout, k=3, s=1, g=1, act=True):
-        return [nn.Conv2d(cin, cout, k, s, k // 2, groups=g, bias=False), nn.BatchNorm2d(cout)] + ([nn.SiLU()] if act else [])
+        layers = [nn.Conv2d(cin, cout, k, s, k // 2, groups=g, bias=False), nn.BatchNorm2d(cout)]
+        return layers + [nn.SiLU()] if act else layers
 
     class InvertedResidual(nn.Module):  # MobileNet-V2 block (SiLU, as MobileViT has it)
         def __init__(self, cin, cout, s, e=2):  # MobileViT-XXS expands by 2
@@ -589,7 +605,8 @@ def _t5():
     class GatedFF(nn.Module):  # T5 v1.1: gated GELU
         def __init__(self, d, ff):
             super().__init__()
-            self.wi0, self.wi1, self.wo = nn.Linear(d, ff, bias=False), nn.Linear(d, ff, bias=False), nn.Linear(ff, d, bias=False)
+            self.wi0, self.wi1 = nn.Linear(d, ff, bias=False), nn.Linear(d, ff, bias=False)
+            self.wo = nn.Linear(ff, d, bias=False)
             self.drop = nn.Dropout(0.1)
 
         def forward(self, x):
@@ -678,7 +695,8 @@ def _regnet(image: int):
     from torch import nn
 
     def cbr(cin, cout, k=1, s=1, g=1, act=True):
-        return [nn.Conv2d(cin, cout, k, s, k // 2, groups=g, bias=False), nn.BatchNorm2d(cout)] + ([nn.ReLU()] if act else [])
+        layers = [nn.Conv2d(cin, cout, k, s, k // 2, groups=g, bias=False), nn.BatchNorm2d(cout)]
+        return layers + [nn.ReLU()] if act else layers
 
     class XBlock(nn.Module):  # RegNetX bottleneck: 1x1, grouped 3x3 (group width 16), 1x1; ratio 1
         def __init__(self, cin, cout, s, group_width=16):
@@ -715,7 +733,8 @@ def _densenet(image: int):
     class DenseLayer(nn.Module):  # BN-ReLU-1x1 (4 x growth) - BN-ReLU-3x3 (growth), concatenated on
         def __init__(self, cin, growth, bottleneck=4):
             super().__init__()
-            self.body = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(), nn.Conv2d(cin, bottleneck * growth, 1, bias=False),
+            self.body = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(),
+                                      nn.Conv2d(cin, bottleneck * growth, 1, bias=False),
                                       nn.BatchNorm2d(bottleneck * growth), nn.ReLU(),
                                       nn.Conv2d(bottleneck * growth, growth, 3, 1, 1, bias=False))
 
@@ -773,12 +792,12 @@ def _gmlp(image: int):
         def forward(self, x):
             return x + self.proj_out(self.sgu(self.act(self.proj_in(self.norm(x)))))
 
-    class GMLP(nn.Module):  # gMLP-Ti-like (d 128, ff 768, 30 blocks) narrowed to d 96, ff 384, 4 blocks; 14 x 14 patches
+    class GMLP(nn.Module):  # gMLP-Ti-like (d 128, ff 768, 30 blocks) narrowed: d 96, ff 384, 4 blocks; 14 x 14 patches
         def __init__(self, d=96, ff=384, depth=4, grid=14):
             super().__init__()
-            patch = image // grid
+            patch = max(1, image // grid)  # 8 px at 112 px
             self.embed = nn.Conv2d(3, d, patch, patch)
-            self.blocks = nn.Sequential(*[GMLPBlock(d, ff, grid * grid) for _ in range(depth)])
+            self.blocks = nn.Sequential(*[GMLPBlock(d, ff, (image // patch) ** 2) for _ in range(depth)])
             self.norm, self.head = nn.LayerNorm(d), nn.Linear(d, 1000)
 
         def forward(self, x):
