@@ -15,6 +15,21 @@ MLP-Mixer, a GPT-style decoder (causal SDPA, token ids), a BERT-style ``nn.Trans
 (its fused fast path), a 1-D audio convnet (grouped, dilated, strided ``Conv1d``), a UNet
 (``ConvTranspose2d``, skips), an LSTM model, a GRU model and a ConvNeXt-like net.
 
+A second set (``--set second``; ``--set all`` for both; default ``first``), written on
+2026-12-06 before that session's model changes, so that the models can be checked again on
+networks nobody has read errors from; keys prefixed ``set2/``: a PoolFormer (pooling token
+mixer, ``GroupNorm(1, C)``), a MobileViT-like hybrid (inverted residuals, a MobileViT block
+with ``nn.MultiheadAttention``), a Conformer-like speech encoder (``Conv2d`` subsampling,
+SDPA, GLU and depthwise ``Conv1d``), a T5-like encoder-decoder (hand-written RMSNorm, cross
+attention, an additive causal mask), a TCN (causal dilated ``Conv1d`` via ``F.pad``), a
+RegNetX-like CNN (group width 16), a DenseNet-like CNN (``torch.cat`` growth), a gMLP
+(spatial gating on transposed tokens), an LSTM word language model (10,000-word vocabulary)
+and an Elman RNN (``nn.RNN``, tanh)::
+
+    PYTHONPATH=src python benchmarks/platform/heldout.py --set second \\
+        --platform data/platforms/cpu-epyc-1t.json --platform-2t data/platforms/cpu-epyc-2t.json \\
+        --out benchmarks/platform/results/heldout_set2
+
 Conditions: forward at B = 1 and 8, at 1 thread (``--platform``) and at 2 threads
 (``--platform-2t``, a platform calibrated with ``--threads 2``); a training step (one
 forward + one backward, as ``groupconv.measure`` defines ``forward_backward``) at 1 thread.
@@ -30,7 +45,7 @@ Writes ``predicted.csv``, ``measured.csv``, and for each clock (wall, thread) ``
 ``summary_<clock>.json`` and ``summary_<clock>.md`` (MAPE and the share of points within
 +/-10 % and +/-15 % per family, per condition and per dominant kernel, the load averages)
 and one predicted-vs-measured figure per family (``figures_<clock>/<family>.png``). ``--quick``: B = 1 only, one round, the smaller half of the
-networks, forward at 1 thread only (a smoke run, minutes).
+chosen set's networks, forward at 1 thread only (a smoke run, minutes).
 """
 
 from __future__ import annotations
@@ -53,6 +68,8 @@ sys.path.insert(0, str(ROOT / "src"))
 MEASURED_COLUMNS = ("key", "batch", "threads", "mode", "round", "time_s", "thread_time_s", "calls", "timestamp",
                     "loadavg_1min")
 CONDITIONS = (("forward", 1), ("forward", 2), ("forward_backward", 1))
+SETS = ("first", "second", "all")  # --set: which held-out networks
+SECOND_PREFIX = "set2/"  # the second set's keys, so that its rows never collide with the first set's
 
 
 def parse_args(argv=None):
@@ -64,6 +81,9 @@ def parse_args(argv=None):
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--calls", type=int, default=3)
     p.add_argument("--image-size", type=int, default=112)
+    p.add_argument("--set", dest="which", choices=SETS, default="first",
+                   help="which held-out networks: the 24 of issue 15 (first, default), the 10 written on "
+                        "2026-12-06 (second, keys prefixed set2/), or both (all)")
     p.add_argument("--only", nargs="*", default=None, help="network keys to keep (prefix match)")
     p.add_argument("--conditions", nargs="*", default=None, help="e.g. forward:1 forward:2 forward_backward:1")
     p.add_argument("--quick", action="store_true", help="a smoke run: B = 1, one round, small networks, forward 1 thread")
@@ -380,8 +400,479 @@ def _convnext(image: int):
     return ConvNeXt()
 
 
-def networks(image: int):
-    """(key, family, builder, input maker) of every held-out network."""
+# ----------------------------------------------------------------------------- the second set
+# Written on 2026-12-06, before that session's model changes, as a second check that the
+# platform's models were not fitted to the first set. Plain torch.nn, small sizes, shapes and
+# layouts unlike both the first set and ``groupconv.platform.modules.synthetic_network``.
+MFCC = 40  # features per frame of the small speech/sequence inputs (the TCN's channels, the RNN's features)
+TCN_STEPS = 1000
+LM_VOCAB, LM_CONTEXT = 10000, 64
+T5_DECODER_TOKENS = 32
+
+
+def _poolformer(image: int):
+    from torch import nn
+
+    class PoolBlock(nn.Module):  # MetaFormer block: pooling token mixer, 1x1-conv MLP, GroupNorm(1, C)
+        def __init__(self, d):
+            super().__init__()
+            self.n1, self.n2 = nn.GroupNorm(1, d), nn.GroupNorm(1, d)
+            self.pool = nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+            self.mlp = nn.Sequential(nn.Conv2d(d, 4 * d, 1), nn.GELU(), nn.Conv2d(4 * d, d, 1))
+
+        def forward(self, x):
+            y = self.n1(x)
+            x = x + (self.pool(y) - y)
+            return x + self.mlp(self.n2(x))
+
+    class PoolFormer(nn.Module):  # PoolFormer-S12-like (depths 2, 2, 6, 2) at 3/16 of its widths, shorter stage 3
+        def __init__(self, dims=(24, 48, 96, 192), depths=(2, 2, 4, 2)):
+            super().__init__()
+            layers = [nn.Conv2d(3, dims[0], 7, 4, 2)]
+            for i, (d, n) in enumerate(zip(dims, depths)):
+                if i:
+                    layers.append(nn.Conv2d(dims[i - 1], d, 3, 2, 1))
+                layers += [PoolBlock(d) for _ in range(n)]
+            self.body = nn.Sequential(*layers)
+            self.norm, self.head = nn.GroupNorm(1, dims[-1]), nn.Linear(dims[-1], 1000)
+
+        def forward(self, x):
+            return self.head(self.norm(self.body(x)).mean((2, 3)))
+
+    return PoolFormer()
+
+
+def _mobilevit(image: int):
+    import torch
+    from torch import nn
+
+    def cbs(cin, cout, k=3, s=1, g=1, act=True):
+        layers = [nn.Conv2d(cin, cout, k, s, k // 2, groups=g, bias=False), nn.BatchNorm2d(cout)]
+        return layers + [nn.SiLU()] if act else layers
+
+    class InvertedResidual(nn.Module):  # MobileNet-V2 block (SiLU, as MobileViT has it)
+        def __init__(self, cin, cout, s, e=2):  # MobileViT-XXS expands by 2
+            super().__init__()
+            mid = cin * e
+            self.body = nn.Sequential(*cbs(cin, mid, 1), *cbs(mid, mid, 3, s, g=mid), *cbs(mid, cout, 1, act=False))
+            self.res = s == 1 and cin == cout
+
+        def forward(self, x):
+            return x + self.body(x) if self.res else self.body(x)
+
+    class TransformerLayer(nn.Module):  # pre-norm, nn.MultiheadAttention, SiLU MLP
+        def __init__(self, d, heads):
+            super().__init__()
+            self.n1, self.n2 = nn.LayerNorm(d), nn.LayerNorm(d)
+            self.att = nn.MultiheadAttention(d, heads, batch_first=True)
+            self.mlp = nn.Sequential(nn.Linear(d, 2 * d), nn.SiLU(), nn.Linear(2 * d, d))
+
+        def forward(self, x):
+            y = self.n1(x)
+            x = x + self.att(y, y, y, need_weights=False)[0]
+            return x + self.mlp(self.n2(x))
+
+    class MobileViTBlock(nn.Module):  # local conv, unfold to 2x2 patches, transformer, fold, fuse
+        def __init__(self, c, d, depth=2, heads=4, patch=2):
+            super().__init__()
+            self.p = patch
+            self.local = nn.Sequential(*cbs(c, c, 3), nn.Conv2d(c, d, 1, bias=False))
+            self.transformer = nn.Sequential(*[TransformerLayer(d, heads) for _ in range(depth)], nn.LayerNorm(d))
+            self.proj = nn.Sequential(*cbs(d, c, 1))
+            self.fuse = nn.Sequential(*cbs(2 * c, c, 3))
+
+        def forward(self, x):
+            b, _, h, w = x.shape
+            p = self.p
+            y = self.local(x)
+            d = y.shape[1]
+            # (B, d, H, W) -> (B * p * p, H/p * W/p, d): one sequence per pixel position within a patch
+            y = y.reshape(b, d, h // p, p, w // p, p).permute(0, 3, 5, 2, 4, 1).reshape(b * p * p, -1, d)
+            y = self.transformer(y)
+            y = y.reshape(b, p, p, h // p, w // p, d).permute(0, 5, 3, 1, 4, 2).reshape(b, d, h, w)
+            return self.fuse(torch.cat([x, self.proj(y)], 1))
+
+    class MobileViT(nn.Module):  # MobileViT-XXS-like; at 112 px one MobileViT block, at 14 x 14
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(
+                *cbs(3, 16, 3, 2), InvertedResidual(16, 16, 1),
+                InvertedResidual(16, 24, 2), InvertedResidual(24, 24, 1),
+                InvertedResidual(24, 48, 2), MobileViTBlock(48, 64),
+                InvertedResidual(48, 64, 2), InvertedResidual(64, 64, 1),  # 7 x 7: too small for 2 x 2 patches
+                *cbs(64, 256, 1))
+            self.head = nn.Linear(256, 1000)
+
+        def forward(self, x):
+            return self.head(self.body(x).mean((2, 3)))
+
+    return MobileViT()
+
+
+def _conformer():
+    import torch.nn.functional as F
+    from torch import nn
+
+    class FeedForward(nn.Module):
+        def __init__(self, d):
+            super().__init__()
+            self.body = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, 4 * d), nn.SiLU(), nn.Dropout(0.1),
+                                      nn.Linear(4 * d, d), nn.Dropout(0.1))
+
+        def forward(self, x):
+            return self.body(x)
+
+    class ConvModule(nn.Module):  # pointwise conv + GLU, depthwise conv, BatchNorm, SiLU, pointwise conv
+        def __init__(self, d, k=15):
+            super().__init__()
+            self.norm = nn.LayerNorm(d)
+            self.pw1, self.glu = nn.Conv1d(d, 2 * d, 1), nn.GLU(dim=1)
+            self.dw = nn.Conv1d(d, d, k, padding=k // 2, groups=d)
+            self.bn, self.act = nn.BatchNorm1d(d), nn.SiLU()
+            self.pw2, self.drop = nn.Conv1d(d, d, 1), nn.Dropout(0.1)
+
+        def forward(self, x):  # (B, T, d)
+            y = self.glu(self.pw1(self.norm(x).transpose(1, 2)))
+            y = self.pw2(self.act(self.bn(self.dw(y))))
+            return self.drop(y.transpose(1, 2))
+
+    class ConformerBlock(nn.Module):
+        def __init__(self, d, heads):
+            super().__init__()
+            self.h = heads
+            self.ff1, self.ff2 = FeedForward(d), FeedForward(d)
+            self.n_att, self.qkv, self.out = nn.LayerNorm(d), nn.Linear(d, 3 * d), nn.Linear(d, d)
+            self.conv = ConvModule(d)
+            self.norm = nn.LayerNorm(d)
+
+        def forward(self, x):
+            b, t, d = x.shape
+            x = x + 0.5 * self.ff1(x)
+            q, k, v = self.qkv(self.n_att(x)).chunk(3, dim=-1)
+            q, k, v = (z.reshape(b, t, self.h, d // self.h).transpose(1, 2) for z in (q, k, v))
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=0.1 if self.training else 0.0)
+            x = x + self.out(y.transpose(1, 2).reshape(b, t, d))
+            x = x + self.conv(x)
+            x = x + 0.5 * self.ff2(x)
+            return self.norm(x)
+
+    class Conformer(nn.Module):  # on log-mel frames (B, T, F): 4x Conv2d subsampling, 3 blocks, CTC-style head
+        def __init__(self, d=128, heads=4, c=64, classes=32):
+            super().__init__()
+            self.sub = nn.Sequential(nn.Conv2d(1, c, 3, 2), nn.ReLU(), nn.Conv2d(c, c, 3, 2), nn.ReLU())
+            f = ((FEATURES - 1) // 2 - 1) // 2
+            self.proj = nn.Linear(c * f, d)
+            self.blocks = nn.Sequential(*[ConformerBlock(d, heads) for _ in range(3)])
+            self.head = nn.Linear(d, classes)
+
+        def forward(self, x):
+            y = self.sub(x.unsqueeze(1))  # (B, c, T/4, F/4)
+            b, c, t, f = y.shape
+            y = self.proj(y.permute(0, 2, 1, 3).reshape(b, t, c * f))
+            return self.head(self.blocks(y))
+
+    return Conformer()
+
+
+def _t5():
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class RMSNorm(nn.Module):  # T5's layer norm: no mean, no bias
+        def __init__(self, d, eps=1e-6):
+            super().__init__()
+            self.eps, self.weight = eps, nn.Parameter(torch.ones(d))
+
+        def forward(self, x):
+            return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps))
+
+    class Attention(nn.Module):
+        def __init__(self, d, heads):
+            super().__init__()
+            self.h = heads
+            self.q, self.k, self.v, self.o = (nn.Linear(d, d, bias=False) for _ in range(4))
+
+        def forward(self, x, memory, mask=None):
+            b, t, d = x.shape
+            s = memory.shape[1]
+            q = self.q(x).view(b, t, self.h, d // self.h).transpose(1, 2)
+            k = self.k(memory).view(b, s, self.h, d // self.h).transpose(1, 2)
+            v = self.v(memory).view(b, s, self.h, d // self.h).transpose(1, 2)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            return self.o(y.transpose(1, 2).reshape(b, t, d))
+
+    class GatedFF(nn.Module):  # T5 v1.1: gated GELU
+        def __init__(self, d, ff):
+            super().__init__()
+            self.wi0, self.wi1 = nn.Linear(d, ff, bias=False), nn.Linear(d, ff, bias=False)
+            self.wo = nn.Linear(ff, d, bias=False)
+            self.drop = nn.Dropout(0.1)
+
+        def forward(self, x):
+            return self.wo(self.drop(F.gelu(self.wi0(x), approximate="tanh") * self.wi1(x)))
+
+    class EncoderLayer(nn.Module):
+        def __init__(self, d, heads, ff):
+            super().__init__()
+            self.n1, self.att, self.n2, self.ff = RMSNorm(d), Attention(d, heads), RMSNorm(d), GatedFF(d, ff)
+
+        def forward(self, x):
+            y = self.n1(x)
+            x = x + self.att(y, y)
+            return x + self.ff(self.n2(x))
+
+    class DecoderLayer(nn.Module):
+        def __init__(self, d, heads, ff):
+            super().__init__()
+            self.n1, self.self_att = RMSNorm(d), Attention(d, heads)
+            self.n2, self.cross_att = RMSNorm(d), Attention(d, heads)
+            self.n3, self.ff = RMSNorm(d), GatedFF(d, ff)
+
+        def forward(self, x, memory, mask):
+            y = self.n1(x)
+            x = x + self.self_att(y, y, mask)
+            x = x + self.cross_att(self.n2(x), memory)
+            return x + self.ff(self.n3(x))
+
+    class T5(nn.Module):  # a small encoder-decoder; the decoder reads the first 32 tokens
+        def __init__(self, d=128, heads=4, ff=256, depth=2):  # T5 v1.1's ff = 2 d
+            super().__init__()
+            self.emb = nn.Embedding(VOCAB, d)
+            self.encoder = nn.ModuleList([EncoderLayer(d, heads, ff) for _ in range(depth)])
+            self.decoder = nn.ModuleList([DecoderLayer(d, heads, ff) for _ in range(depth)])
+            self.enc_norm, self.dec_norm = RMSNorm(d), RMSNorm(d)
+            self.lm_head = nn.Linear(d, VOCAB, bias=False)
+            self.lm_head.weight = self.emb.weight  # tied, as in T5
+
+        def forward(self, ids):
+            memory = self.emb(ids)
+            for layer in self.encoder:
+                memory = layer(memory)
+            memory = self.enc_norm(memory)
+            t = T5_DECODER_TOKENS
+            mask = torch.full((t, t), float("-inf"), device=ids.device).triu(1)  # causal, additive
+            x = self.emb(ids[:, :t])
+            for layer in self.decoder:
+                x = layer(x, memory, mask)
+            return self.lm_head(self.dec_norm(x) * x.shape[-1] ** -0.5)
+
+    return T5()
+
+
+def _tcn():
+    import torch.nn.functional as F
+    from torch import nn
+
+    class CausalConv(nn.Conv1d):
+        def forward(self, x):  # pad on the left only: no step sees the future
+            return super().forward(F.pad(x, ((self.kernel_size[0] - 1) * self.dilation[0], 0)))
+
+    class TemporalBlock(nn.Module):
+        def __init__(self, cin, cout, dilation, k=3):
+            super().__init__()
+            self.body = nn.Sequential(CausalConv(cin, cout, k, dilation=dilation), nn.ReLU(), nn.Dropout(0.2),
+                                      CausalConv(cout, cout, k, dilation=dilation), nn.ReLU(), nn.Dropout(0.2))
+            self.skip = nn.Conv1d(cin, cout, 1) if cin != cout else nn.Identity()
+            self.act = nn.ReLU()
+
+        def forward(self, x):
+            return self.act(self.body(x) + self.skip(x))
+
+    class TCN(nn.Module):  # Bai et al. 2018: 6 residual blocks, dilations 1..32, receptive field 253 steps
+        def __init__(self, c=48, classes=10):
+            super().__init__()
+            self.body = nn.Sequential(*[TemporalBlock(MFCC if i == 0 else c, c, 2 ** i) for i in range(6)])
+            self.head = nn.Linear(c, classes)
+
+        def forward(self, x):
+            return self.head(self.body(x)[:, :, -1])
+
+    return TCN()
+
+
+def _regnet(image: int):
+    from torch import nn
+
+    def cbr(cin, cout, k=1, s=1, g=1, act=True):
+        layers = [nn.Conv2d(cin, cout, k, s, k // 2, groups=g, bias=False), nn.BatchNorm2d(cout)]
+        return layers + [nn.ReLU()] if act else layers
+
+    class XBlock(nn.Module):  # RegNetX bottleneck: 1x1, grouped 3x3 (group width 16), 1x1; ratio 1
+        def __init__(self, cin, cout, s, group_width=16):
+            super().__init__()
+            self.body = nn.Sequential(*cbr(cin, cout), *cbr(cout, cout, 3, s, cout // group_width),
+                                      *cbr(cout, cout, act=False))
+            self.skip = nn.Sequential(*cbr(cin, cout, 1, s, act=False)) if s != 1 or cin != cout else nn.Identity()
+            self.act = nn.ReLU()
+
+        def forward(self, x):
+            return self.act(self.body(x) + self.skip(x))
+
+    class RegNetX(nn.Module):  # RegNetX-400MF widths, depths (1, 2, 7, 12) shortened to (1, 2, 4, 5)
+        def __init__(self, widths=(32, 64, 160, 384), depths=(1, 2, 4, 5)):
+            super().__init__()
+            layers, c = cbr(3, 32, 3, 2), 32
+            for w, n in zip(widths, depths):
+                for i in range(n):
+                    layers.append(XBlock(c, w, 2 if i == 0 else 1))
+                    c = w
+            self.body = nn.Sequential(*layers)
+            self.head = nn.Linear(c, 1000)
+
+        def forward(self, x):
+            return self.head(self.body(x).mean((2, 3)))
+
+    return RegNetX()
+
+
+def _densenet(image: int):
+    import torch
+    from torch import nn
+
+    class DenseLayer(nn.Module):  # BN-ReLU-1x1 (4 x growth) - BN-ReLU-3x3 (growth), concatenated on
+        def __init__(self, cin, growth, bottleneck=4):
+            super().__init__()
+            self.body = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(),
+                                      nn.Conv2d(cin, bottleneck * growth, 1, bias=False),
+                                      nn.BatchNorm2d(bottleneck * growth), nn.ReLU(),
+                                      nn.Conv2d(bottleneck * growth, growth, 3, 1, 1, bias=False))
+
+        def forward(self, x):
+            return torch.cat([x, self.body(x)], 1)
+
+    def transition(cin, cout):
+        return [nn.BatchNorm2d(cin), nn.ReLU(), nn.Conv2d(cin, cout, 1, bias=False), nn.AvgPool2d(2, 2)]
+
+    class DenseNet(nn.Module):  # DenseNet-BC-like, growth 16, blocks (4, 4, 6, 4), compression 0.5
+        def __init__(self, growth=16, blocks=(4, 4, 6, 4)):
+            super().__init__()
+            c = 2 * growth
+            layers = [nn.Conv2d(3, c, 7, 2, 3, bias=False), nn.BatchNorm2d(c), nn.ReLU(), nn.MaxPool2d(3, 2, 1)]
+            for i, n in enumerate(blocks):
+                for _ in range(n):
+                    layers.append(DenseLayer(c, growth))
+                    c += growth
+                if i < len(blocks) - 1:
+                    layers += transition(c, c // 2)
+                    c //= 2
+            self.body = nn.Sequential(*layers, nn.BatchNorm2d(c), nn.ReLU())
+            self.head = nn.Linear(c, 1000)
+
+        def forward(self, x):
+            return self.head(self.body(x).mean((2, 3)))
+
+    return DenseNet()
+
+
+def _gmlp(image: int):
+    from torch import nn
+
+    class SpatialGatingUnit(nn.Module):  # split, LayerNorm, a Linear along the tokens, multiply
+        def __init__(self, ff, tokens):
+            super().__init__()
+            self.norm = nn.LayerNorm(ff // 2)
+            self.spatial = nn.Linear(tokens, tokens)
+            nn.init.zeros_(self.spatial.weight)
+            nn.init.ones_(self.spatial.bias)
+
+        def forward(self, x):
+            u, v = x.chunk(2, dim=-1)
+            v = self.spatial(self.norm(v).transpose(1, 2)).transpose(1, 2)
+            return u * v
+
+    class GMLPBlock(nn.Module):
+        def __init__(self, d, ff, tokens):
+            super().__init__()
+            self.norm = nn.LayerNorm(d)
+            self.proj_in, self.act = nn.Linear(d, ff), nn.GELU()
+            self.sgu = SpatialGatingUnit(ff, tokens)
+            self.proj_out = nn.Linear(ff // 2, d)
+
+        def forward(self, x):
+            return x + self.proj_out(self.sgu(self.act(self.proj_in(self.norm(x)))))
+
+    class GMLP(nn.Module):  # gMLP-Ti-like (d 128, ff 768, 30 blocks) narrowed: d 96, ff 384, 4 blocks; 14 x 14 patches
+        def __init__(self, d=96, ff=384, depth=4, grid=14):
+            super().__init__()
+            patch = max(1, image // grid)  # 8 px at 112 px
+            self.embed = nn.Conv2d(3, d, patch, patch)
+            self.blocks = nn.Sequential(*[GMLPBlock(d, ff, (image // patch) ** 2) for _ in range(depth)])
+            self.norm, self.head = nn.LayerNorm(d), nn.Linear(d, 1000)
+
+        def forward(self, x):
+            x = self.embed(x).flatten(2).transpose(1, 2)
+            return self.head(self.norm(self.blocks(x)).mean(1))
+
+    return GMLP()
+
+
+def _lstm_lm():
+    from torch import nn
+
+    class LSTMLanguageModel(nn.Module):  # Zaremba-style word-level LM (medium-ish), logits at every step
+        def __init__(self, d=256, hidden=512):
+            super().__init__()
+            self.emb, self.drop = nn.Embedding(LM_VOCAB, d), nn.Dropout(0.5)
+            self.rnn = nn.LSTM(d, hidden, 2, batch_first=True, dropout=0.5)
+            self.decoder = nn.Linear(hidden, LM_VOCAB)
+
+        def forward(self, ids):
+            return self.decoder(self.drop(self.rnn(self.drop(self.emb(ids)))[0]))
+
+    return LSTMLanguageModel()
+
+
+def _vanilla_rnn():
+    from torch import nn
+
+    class RNNClassifier(nn.Module):  # Elman RNN (tanh), 2 layers, classify from the last step
+        def __init__(self, hidden=256, classes=12):
+            super().__init__()
+            self.rnn = nn.RNN(MFCC, hidden, 2, nonlinearity="tanh", batch_first=True)
+            self.head = nn.Linear(hidden, classes)
+
+        def forward(self, x):
+            return self.head(self.rnn(x)[0][:, -1])
+
+    return RNNClassifier()
+
+
+def networks(image: int, which: str = "first"):
+    """(key, family, builder, input maker) of the held-out networks of set ``which``.
+
+    ``first``: the 24 networks of issue 15; ``second``: the 10 networks written on 2026-12-06
+    (keys prefixed ``set2/``); ``all``: both.
+    """
+    if which not in SETS:
+        raise ValueError(f"which must be one of {', '.join(SETS)}, got {which!r}")
+    out = []
+    if which in ("first", "all"):
+        out += _first_set(image)
+    if which in ("second", "all"):
+        out += _second_set(image)
+    return out
+
+
+def _second_set(image: int):
+    import torch
+
+    img = lambda b: torch.randn(b, 3, image, image)  # noqa: E731
+    return [(SECOND_PREFIX + key, family, build, make_input) for key, family, build, make_input in (
+        ("poolformer", "metaformer", lambda: _poolformer(image), img),
+        ("mobilevit_like", "hybrid", lambda: _mobilevit(image), img),
+        ("conformer_like", "speech", _conformer, lambda b: torch.randn(b, FRAMES, FEATURES)),
+        ("t5_like", "transformer enc-dec", _t5, lambda b: torch.randint(0, VOCAB, (b, CONTEXT))),
+        ("tcn", "1-D conv", _tcn, lambda b: torch.randn(b, MFCC, TCN_STEPS)),
+        ("regnet_like", "CNN", lambda: _regnet(image), img),
+        ("densenet_like", "CNN", lambda: _densenet(image), img),
+        ("gmlp_like", "mixer", lambda: _gmlp(image), img),
+        ("lstm_lm", "rnn", _lstm_lm, lambda b: torch.randint(0, LM_VOCAB, (b, LM_CONTEXT))),
+        ("vanilla_rnn", "rnn", _vanilla_rnn, lambda b: torch.randn(b, FRAMES, MFCC)),
+    )]
+
+
+def _first_set(image: int):
     import torch
 
     from groupconv.networks import build_module
@@ -413,7 +904,9 @@ def networks(image: int):
 
 QUICK = ("mobilenet_v1/e2gc/1", "mobilenet_v1/e2gc/4", "zoo/mobilenet_v2", "zoo/resnet18", "vit_small_deit",
          "mlp_mixer", "gpt_decoder", "bert_encoder", "audio_conv1d", "unet", "lstm_model", "gru_model",
-         "swin_window", "convnext_like")
+         "swin_window", "convnext_like",
+         # the smaller half of the second set
+         "set2/poolformer", "set2/conformer_like", "set2/tcn", "set2/gmlp_like", "set2/vanilla_rnn")
 
 
 # ----------------------------------------------------------------------------- predicting
@@ -626,7 +1119,7 @@ def main(argv=None) -> int:
     if args.platform_2t:
         platforms[2] = Platform.load(args.platform_2t)
     conditions = [(m, t) for m, t in conditions if t in platforms]
-    nets = networks(args.image_size)
+    nets = networks(args.image_size, args.which)
     if args.quick:
         nets = [n for n in nets if n[0] in QUICK]
     if args.only:
@@ -634,7 +1127,7 @@ def main(argv=None) -> int:
     meta = {"created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "platform": args.platform,
             "platform_2t": args.platform_2t, "image_size": args.image_size, "rounds": rounds, "calls": args.calls,
             "batches": batches, "conditions": [f"{m}@{t}t" for m, t in conditions], "torch": torch.__version__,
-            "load_start": " ".join(f"{x:.2f}" for x in os.getloadavg()), "quick": args.quick}
+            "load_start": " ".join(f"{x:.2f}" for x in os.getloadavg()), "quick": args.quick, "set": args.which}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pred_rows = predict_all(platforms, nets, batches, conditions)
