@@ -283,3 +283,15 @@ def test_a_platform_prices_the_hidden_copy_and_falls_back_to_copy(hand_platform)
     (t,) = [o for o in _traced(lambda y: y.permute(0, 2, 3, 1).contiguous(), x) if o.op_class == "copy"]
     assert features_of(t).kernel == "transpose" and platform.model_name(t) == "copy"
     assert platform.predict_op(t, raw=True) == pytest.approx(3e-6 + 2e-9 * 2 * x.numel() * 4)
+
+
+def test_a_pad_is_priced_as_a_copy_not_a_pooling():
+    """The counter classes F.pad with the pooling ops (a window over the map); its kernel is
+    a copy into a larger buffer, priced by the copy models."""
+    import torch
+    import torch.nn.functional as F
+
+    (op,) = _traced(lambda y: F.pad(y, (4, 0)), torch.randn(2, 8, 100))
+    assert op.op_class == "pool" and kernel_of(op) == "copy"
+    (op,) = _traced(lambda y: F.pad(y, (1, 1, 1, 1), mode="reflect"), torch.randn(2, 8, 10, 10))
+    assert kernel_of(op) == "copy"

@@ -60,6 +60,7 @@ __all__ = [
     "features_of",
     "hidden_copy_features",
     "COPYING_OPS",
+    "PAD_OPS",
     "fit_kernel_model",
 ]
 
@@ -331,6 +332,8 @@ def kernel_of(op, *, device: str = "cpu", threads: int = 1) -> str:
     if op_class not in ("conv", "conv_transpose"):
         if op.macs == 0 and op.bytes_read + op.bytes_written == 0:
             return "view"
+        if packet.split(".")[-1] in PAD_OPS:
+            return "copy"
         if op_class == "copy" and getattr(op, "strided_bytes", 0):
             return "transpose"
         return op_class if op_class in KERNELS else "other"
@@ -349,6 +352,11 @@ def kernel_of(op, *, device: str = "cpu", threads: int = 1) -> str:
         return "conv_transpose"
     return "conv_dw" if depthwise else "conv_mkldnn"
 
+
+#: Padding operators (the counter's class ``pool``): a copy into a larger buffer, priced
+#: by the ``copy`` models (a per-operator one where calibrated), not the pooling ones.
+PAD_OPS: frozenset[str] = frozenset(("constant_pad_nd", "reflection_pad1d", "reflection_pad2d", "reflection_pad3d",
+                                     "replication_pad1d", "replication_pad2d", "replication_pad3d", "_pad_enum"))
 
 #: Operators that normalise over the last dim(s): their ``outer`` is the number of rows.
 _ROW_OPS: tuple[str, ...] = ("native_layer_norm", "_softmax", "_log_softmax", "_safe_softmax")

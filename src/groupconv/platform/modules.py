@@ -204,6 +204,9 @@ def build_spec(spec: Spec, device: str, dtype):
             mod = nn.Softmax(dim=-1)
         elif spec.kind in ("copy", "clone"):
             mod = Copy(reorder=spec.kind == "copy")
+        elif spec.kind == "pad":  # (pad, 0) on the last dim, or (pad, pad, pad, pad) on the last two
+            pad = (p["pad"], 0) if p["dims"] == 1 else (p["pad"],) * 4
+            mod = _lambda(lambda y: torch.nn.functional.pad(y, pad))
         else:
             raise GroupConvError(f"unknown calibration op {spec.kind!r}")
         return mod.to(**kw).eval(), x, 1

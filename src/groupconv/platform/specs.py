@@ -126,7 +126,7 @@ def _conv_candidates(rng: np.random.Generator, n: int, batches: Sequence[int]) -
 def _memory_candidates(rng: np.random.Generator, n: int, batches: Sequence[int]) -> list[Spec]:
     out: list[Spec] = []
     seen: set[str] = set()
-    kinds = ("bn", "act", "add", "maxpool", "avgpool", "gap", "cat", "copy", "clone", "ln", "softmax", "linear")
+    kinds = ("bn", "act", "add", "maxpool", "avgpool", "gap", "cat", "copy", "clone", "pad", "ln", "softmax", "linear")
     tries = 0
     while len(out) < n and tries < 50 * n:
         tries += 1
@@ -142,6 +142,9 @@ def _memory_candidates(rng: np.random.Generator, n: int, batches: Sequence[int])
             s = make_spec("op", "ln", batch=batch, c=c, h=h)
         elif kind == "softmax":
             s = make_spec("op", "softmax", batch=batch, c=c, h=h)
+        elif kind == "pad":  # a causal or "same" padding: on the last dim (1-D signals) or the last two
+            s = make_spec("op", "pad", batch=batch, c=c, h=h, pad=int(rng.choice((1, 2, 4, 8))),
+                          dims=int(rng.choice((1, 2))))
         elif kind == "linear":
             tokens = int(rng.choice((1, 1, 4, 49, 196)))
             fin = int(rng.choice((64, 128, 256, 512, 1024, 2048)))
@@ -286,10 +289,10 @@ def spec_kernel(s: Spec, threads: int) -> str:
         return "conv_transpose" if cpu_conv_uses_mkldnn(x, w, stride=p["stride"], threads=threads) else \
             "conv_transpose_slow"
     return {"bn": "norm", "ln": "norm", "act": "activation", "add": "elementwise", "maxpool": "pool",
-            "avgpool": "pool", "gap": "reduction", "cat": "cat", "copy": "transpose", "clone": "copy", "softmax": "softmax",
+            "avgpool": "pool", "gap": "reduction", "cat": "cat", "copy": "transpose", "clone": "copy", "pad": "copy", "softmax": "softmax",
             "linear": "matmul", "tlinear": "matmul", "sdpa": "attention", "mha": "mha", "enclayer": "encoder_layer",
             "tln": "norm", "tsoftmax": "softmax", "tact": "activation", "permute": "transpose", "lstm": "rnn", "gru": "rnn_loop",
-            "interp": "other", "embedding": "embedding", "tadd": "elementwise"}.get(s.kind, "other")
+            "interp": "pool", "embedding": "embedding", "tadd": "elementwise"}.get(s.kind, "other")
 
 
 def _spec_point(s: Spec) -> np.ndarray:
