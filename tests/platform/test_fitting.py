@@ -88,3 +88,23 @@ def test_a_fused_spec_the_cpu_ran_unfused_is_not_fitted_as_its_largest_op():
     assert not dispatched_as_specified({"kind": "mha", "kernel": recorded_kernel(3)})
     assert not dispatched_as_specified({"kind": "enclayer", "kernel": "matmul"})
     assert dispatched_as_specified({"kind": "tlinear", "kernel": "matmul"})
+
+
+def test_the_fit_keeps_each_networks_fastest_round():
+    """A network timed twice, minutes apart (``network_specs(round=1)``), enters the
+    correction once, with its faster time; networks that differ in batch stay apart."""
+    import json
+
+    from groupconv.platform.fitting import fastest_round
+    from groupconv.platform.specs import network_specs
+
+    first, second = network_specs(), network_specs(round=1)
+    assert len(first) == len(second) and not {s.key for s in first} & {s.key for s in second}
+    assert all("round" not in s.p for s in first) and all(s.p["round"] == 1 for s in second)
+
+    def row(spec, t):
+        return {"kind": spec.kind, "spec": json.dumps(spec.p, sort_keys=True), "time_s": t, "key": spec.key}
+
+    rows = [row(first[0], 2e-3), row(first[1], 1e-3), row(second[0], 1.5e-3), row(second[1], 1.2e-3)]
+    kept = fastest_round(rows)
+    assert [(r["key"], r["time_s"]) for r in kept] == [(second[0].key, 1.5e-3), (first[1].key, 1e-3)]

@@ -379,19 +379,25 @@ SEQUENCE_NETWORKS: tuple[tuple[str, int], ...] = (
 )
 
 
-def network_specs() -> list[Spec]:
+def network_specs(round: int = 0) -> list[Spec]:
     """Small synthetic networks (not catalogue, zoo or held-out architectures) for the
     correction: CNNs, transformer encoders and decoders, a token MLP, RNNs, 1-D convnets
-    and an encoder-decoder with skips."""
+    and an encoder-decoder with skips.
+
+    ``round`` numbers a second (third, ...) timing of the same networks, minutes apart: their
+    keys carry it (round 0's keys do not), and the fit keeps each network's fastest round
+    (on a shared virtual machine a stretch of seconds can run two threads 30 % slower)."""
+    extra = {"round": round} if round else {}
     out = []
     for net, size in (("plain", 64), ("dwsep", 96), ("resgroup", 64), ("mixer", 56), ("widedw", 128),
                       ("bottleneck", 96), ("plain", 96), ("dwsep", 64), ("resgroup", 96), ("mixer", 32),
                       ("widedw", 96), ("bottleneck", 128)):
         for batch in (1, 4):
-            out.append(make_spec("network", net, batch=batch, h=size))
+            out.append(make_spec("network", net, batch=batch, h=size, **extra))
     # interleaved so that a short calibration (the first networks only) sees every family
     interleaved: list[Spec] = []
-    seq = [make_spec("network", net, batch=batch, h=size) for net, size in SEQUENCE_NETWORKS for batch in (1, 4)]
+    seq = [make_spec("network", net, batch=batch, h=size, **extra) for net, size in SEQUENCE_NETWORKS
+           for batch in (1, 4)]
     for i in range(max(len(out), len(seq))):
         interleaved += out[i:i + 1] + seq[i:i + 1]
     return interleaved
