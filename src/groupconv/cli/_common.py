@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 __all__ = [
+    "cli_model",
     "int_arg",
     "positive_int_arg",
     "nonnegative_int_arg",
@@ -142,6 +143,20 @@ def deprecated_alias(parser, old: str, new: str, **kwargs) -> None:
             super().__call__(p, namespace, values, option_string)
 
     parser.add_argument(old, action=Deprecated, help=argparse.SUPPRESS, **kwargs)
+
+
+def cli_model(args: argparse.Namespace):
+    """The model ``args.model`` names: a catalogue network with its ``--variant``/``--groups``,
+    or any other MODEL spec (which takes neither: one line if given)."""
+    from ..errors import GroupConvError
+    from ..networks import ARCHITECTURES, resolve_model
+
+    if args.model in ARCHITECTURES:
+        return resolve_model(args.model, variant=args.variant, group=args.group)
+    if args.variant is not None or args.group is not None:
+        raise GroupConvError(f"--variant/--groups are for catalogue networks ({', '.join(ARCHITECTURES)}), "
+                             f"not {args.model!r}")
+    return resolve_model(args.model)
 
 
 def model_inputs(shapes, input_dtype: str):

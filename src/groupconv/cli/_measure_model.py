@@ -19,7 +19,7 @@ import json
 import sys
 
 from ..errors import GroupConvError
-from ._common import deprecated_alias, model_inputs, nonnegative_int_arg, positive_float_arg, positive_int_arg, shape_arg
+from ._common import cli_model, deprecated_alias, model_inputs, nonnegative_int_arg, positive_float_arg, positive_int_arg, shape_arg
 
 __all__ = ["add_model_command"]
 
@@ -56,15 +56,8 @@ def run_model(args: argparse.Namespace) -> int:
     import torch
 
     from ..measure.protocol import Protocol, measure
-    from ..networks import ARCHITECTURES, resolve_model
 
-    if args.model in ARCHITECTURES:
-        model = resolve_model(args.model, variant=args.variant, group=args.group)
-    else:
-        if args.variant is not None or args.group is not None:
-            raise GroupConvError(f"--variant/--groups are for catalogue networks ({', '.join(ARCHITECTURES)}), "
-                                 f"not {args.model!r}")
-        model = resolve_model(args.model)
+    model = cli_model(args)
     x = model_inputs([args.input_shape], args.input_dtype)
     if not torch.is_tensor(x):
         x = torch.randn(x)

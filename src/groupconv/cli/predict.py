@@ -15,8 +15,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from ..errors import GroupConvError
-from ._common import deprecated_alias, model_inputs, positive_int_arg, print_json
+from ._common import cli_model, deprecated_alias, model_inputs, positive_int_arg, print_json
 from .count import parse_shape
 
 __all__ = ["register", "run"]
@@ -53,17 +52,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..networks import ARCHITECTURES, resolve_model
     from ..platform import Platform, UnmeasuredKernelWarning, predict
 
     platform = Platform.load(args.platform)
-    if args.model in ARCHITECTURES:
-        model = resolve_model(args.model, variant=args.variant, group=args.group)
-    else:
-        if args.variant is not None or args.group is not None:
-            raise GroupConvError(f"--variant/--groups are for catalogue networks ({', '.join(ARCHITECTURES)}), "
-                                 f"not {args.model!r}")
-        model = resolve_model(args.model)
+    model = cli_model(args)
     inputs = model_inputs(args.input_shape, args.input_dtype)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UnmeasuredKernelWarning)
